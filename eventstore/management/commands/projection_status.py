@@ -1,0 +1,22 @@
+import json
+
+from django.core.management.base import BaseCommand
+
+from eventstore.projections import projection_status
+
+
+class Command(BaseCommand):
+    help = "Show each projection's checkpoint, the log head, the lag and, if it halted, the error."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+
+    def handle(self, *args, **options):
+        rows = projection_status()
+        if options["json"]:
+            self.stdout.write(json.dumps([r.as_dict() for r in rows], indent=2))
+            return
+        self.stdout.write(f"{'projection':<28} {'checkpoint':>10} {'head':>10} {'lag':>8}  status")
+        for r in rows:
+            status = f"HALTED at {r.error_position} ({r.error_type}): {r.error_message}" if r.halted else "ok"
+            self.stdout.write(f"{r.name:<28} {r.position:>10} {r.head:>10} {r.lag:>8}  {status}")

@@ -1,0 +1,47 @@
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from eventstore.projections import ProjectionNotFound, projection_replay, registry
+from eventstore.store import log_head
+
+
+class Command(BaseCommand):
+    help = (
+        "Rebuild projections (read models and TODO lists) from position 0 of the event log. "
+        "Each projection is rebuilt in one transaction while the system keeps running; replay "
+        "never calls the payment gateway or appends events."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("names", nargs="*", metavar="NAME", help="Projections to replay (default: all).")
+        parser.add_argument(
+            "--batch-size", type=int, default=1000, help="Events read per query (default 1000)."
+        )
+
+    def handle(self, *names, batch_size, **options):
+        if batch_size < 1:
+            raise CommandError("--batch-size must be a positive integer.")
+        try:
+            selected = [registry.get(n).name for n in names] or registry.names()
+        except ProjectionNotFound as exc:
+            raise CommandError(str(exc)) from None
+        head = log_head()
+        halted = []
+        for name in selected:
+            result = self._replay(name, head, batch_size)
+            if result.error:
+                halted.append(name)
+                self.stderr.write(f"{name}: halted at an event: {result.error}")
+            else:
+                self.stdout.write(f"{name}: applied {result.applied} events, checkpoint {result.position}")
+        if halted:
+            raise CommandError(f"Replay halted for: {', '.join(halted)} (see projection_status).")
+
+    def _replay(self, name, head, batch_size):
+        if not self.stdout.isatty():
+            return projection_replay(name=name, batch_size=batch_size)
+        from tqdm import tqdm
+
+        with tqdm(total=head, desc=name, unit="ev", file=sys.stdout, leave=False) as bar:
+            return projection_replay(name=name, batch_size=batch_size, progress=bar.update)

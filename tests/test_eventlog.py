@@ -1,0 +1,110 @@
+"""The event log: atomic, guarded appends; typed reads; append-only on PostgreSQL."""
+
+import decimal
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+from eventstore.events import UnknownEventType, event_type
+from eventstore.models import Event
+from eventstore.store import ConcurrencyError, event_append, log_iter, log_read, stream_read
+from tests.conftest import ThingHappened, requires_postgres
+
+pytestmark = pytest.mark.django_db
+
+
+def test_append_assigns_versions_positions_and_metadata():
+    recorded = event_append(
+        stream_id="s-1",
+        events=[ThingHappened(n=1), ThingHappened(n=2)],
+        expected_version=0,
+        correlation_id="order-1",
+        causation_id="cmd-1",
+        actor="alice",
+    )
+    assert [e.stream_version for e in recorded] == [1, 2]
+    assert recorded[0].position < recorded[1].position
+    stored = stream_read(stream_id="s-1")
+    assert [(e.type, e.data["n"], e.correlation_id, e.causation_id, e.actor) for e in stored] == [
+        ("TestThingHappened", 1, "order-1", "cmd-1", "alice"),
+        ("TestThingHappened", 2, "order-1", "cmd-1", "alice"),
+    ]
+    assert stored[1].event == ThingHappened(n=2)
+
+
+def test_wrong_expected_version_names_stream_and_versions_and_writes_nothing():
+    event_append(stream_id="s-1", events=[ThingHappened(n=1)], expected_version=0)
+    with pytest.raises(ConcurrencyError) as excinfo:
+        event_append(stream_id="s-1", events=[ThingHappened(n=2), ThingHappened(n=3)], expected_version=0)
+    assert "'s-1'" in str(excinfo.value)
+    assert (excinfo.value.expected, excinfo.value.actual) == (0, 1)
+    assert "version 1" in str(excinfo.value) and "version 0" in str(excinfo.value)
+    assert Event.objects.count() == 1
+
+
+def test_append_of_several_events_is_all_or_nothing_inside_a_failing_transaction():
+    with pytest.raises(RuntimeError), transaction.atomic():
+        event_append(stream_id="s-1", events=[ThingHappened(n=1), ThingHappened(n=2)], expected_version=0)
+        raise RuntimeError("the command failed after appending")
+    assert Event.objects.count() == 0
+
+
+def test_reading_an_unregistered_type_names_type_and_position():
+    row = Event.objects.create(
+        stream_id="x", stream_version=1, type="NoSuchType", data={}, recorded_at="2026-01-01T00:00Z"
+    )
+    [recorded] = log_read(after=0)
+    with pytest.raises(UnknownEventType) as excinfo:
+        _ = recorded.event
+    assert "NoSuchType" in str(excinfo.value)
+    assert f"position {row.position}" in str(excinfo.value)
+
+
+def test_payload_types_and_schema_versions_round_trip():
+    import dataclasses
+
+    @event_type("TestPriced", version=2, upcasters={1: lambda d: {**d, "currency": "EUR"}})
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class Priced:
+        amount: decimal.Decimal
+        currency: str
+
+    event_append(
+        stream_id="p", events=[Priced(amount=decimal.Decimal("12.50"), currency="USD")], expected_version=0
+    )
+    # An event written by schema version 1 (no currency) is upcast on read.
+    Event.objects.create(
+        stream_id="p",
+        stream_version=2,
+        type="TestPriced",
+        schema_version=1,
+        data={"amount": "1.10"},
+        recorded_at="2026-01-01T00:00Z",
+    )
+    first, second = (e.event for e in stream_read(stream_id="p"))
+    assert first == Priced(amount=decimal.Decimal("12.50"), currency="USD")
+    assert second == Priced(amount=decimal.Decimal("1.10"), currency="EUR")
+
+
+def test_log_iter_reads_everything_in_batches():
+    for i in range(7):
+        event_append(stream_id=f"s-{i % 3}", events=[ThingHappened(n=i)], expected_version=None)
+    assert [e.data["n"] for e in log_iter(batch_size=3)] == list(range(7))
+
+
+@requires_postgres
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE eventstore_event SET type = 'Edited'",
+        "DELETE FROM eventstore_event",
+        "TRUNCATE eventstore_event",
+    ],
+)
+def test_postgres_refuses_edits_to_the_log_even_through_sql(statement):
+    event_append(stream_id="s-1", events=[ThingHappened(n=1)], expected_version=0)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL eventstore.allow_truncate = off")
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            cursor.execute(statement)
+    assert Event.objects.filter(type="TestThingHappened").count() == 1

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TodoListsConfig(AppConfig):
+    name = "todolists"
+    verbose_name = "TODO lists"
