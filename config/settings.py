@@ -126,7 +126,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django_q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")}},
+    "loggers": {"django-q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")}},
 }
 
 # --- django-q2 --------------------------------------------------------------------------------
@@ -135,7 +135,7 @@ LOGGING = {
 # second worker could receive it. Nothing relies on exactly-once delivery: the TODO lists hold
 # the obligations and the schedule sweeps them every minute.
 Q_CLUSTER = {
-    "name": env.str("Q_CLUSTER_NAME", default="todolists"),
+    "name": "todolists",
     "workers": env.int("Q_WORKERS", default=2),
     "timeout": env.int("Q_TIMEOUT", default=60),
     "retry": env.int("Q_RETRY", default=90),
@@ -147,7 +147,13 @@ Q_CLUSTER = {
     "label": "Task queue",
 }
 if "REDIS_URL" in env:
-    Q_CLUSTER["redis"] = env.str("REDIS_URL")
+    # Fail fast when Redis is unreachable; the nudge is best-effort and the schedule sweeps anyway.
+    _redis = env.str("REDIS_URL")
+    Q_CLUSTER["redis"] = (
+        _redis
+        if "socket_connect_timeout" in _redis
+        else (_redis + ("&" if "?" in _redis else "?") + "socket_connect_timeout=2")
+    )
 else:
     Q_CLUSTER["orm"] = "default"
 

@@ -3,3 +3,13 @@ from django.apps import AppConfig
 
 class PaymentsConfig(AppConfig):
     name = "payments"
+
+    def ready(self) -> None:
+        # Explicit registration: event types on import, then the projection and the list.
+        from eventstore.projections import registry as projections
+        from payments import events, todo  # noqa: F401
+        from payments import projections as payment_projections
+        from todolists.lists import registry as todo_lists
+
+        projections.register(payment_projections.payments)
+        todo_lists.register(todo.payments_to_issue)

@@ -1,0 +1,136 @@
+"""Order commands: load the stream, decide, append. Raise OrderRejected with the reason."""
+
+from __future__ import annotations
+
+import decimal
+import re
+import uuid
+from collections.abc import Sequence
+
+from eventstore.store import ConcurrencyError, RecordedEvent, correlation_read, event_append, stream_read
+from orders.events import OrderCancelled, OrderConfirmed, OrderPlaced
+from todolists.automation import todo_lists_nudge
+
+# ISO 4217 codes we accept: two-decimal currencies only, because amounts carry at most 2 places
+# and the gateways charge in minor units (cents).
+CURRENCIES = frozenset({"AUD", "CAD", "CHF", "CZK", "DKK", "EUR", "GBP", "NOK", "PLN", "SEK", "USD"})
+MAX_AMOUNT = decimal.Decimal("999999.99")  # Stripe's ceiling for a single charge in these currencies
+PAYMENT_METHOD = re.compile(r"^pm_[A-Za-z0-9_]{1,96}$")
+
+
+class OrderRejected(ValueError):
+    """The command was refused; the message says why. Nothing was appended."""
+
+
+def order_stream(order_id: str) -> str:
+    return f"order-{order_id}"
+
+
+def _state(events: Sequence[RecordedEvent]) -> str:
+    types = {e.type for e in events}
+    if not events:
+        return "none"
+    if "OrderCancelled" in types:
+        return "cancelled"
+    if "OrderConfirmed" in types:
+        return "confirmed"
+    return "placed"
+
+
+def _parse_amount(amount: decimal.Decimal | str) -> decimal.Decimal:
+    try:
+        value = decimal.Decimal(str(amount).strip())
+    except decimal.InvalidOperation:
+        raise OrderRejected(f"amount {amount!r} is not a number") from None
+    if not value.is_finite() or value <= 0:
+        raise OrderRejected(f"amount must be positive, got {amount}")
+    if value.as_tuple().exponent < -2:
+        raise OrderRejected(f"amount {amount} has more than 2 decimal places")
+    if value > MAX_AMOUNT:
+        raise OrderRejected(f"amount {amount} is above the limit of {MAX_AMOUNT}")
+    return value.quantize(decimal.Decimal("0.01"))
+
+
+def order_place(
+    *,
+    amount: decimal.Decimal | str,
+    currency: str,
+    customer: str = "guest",
+    payment_method: str = "pm_card_visa",
+    order_id: str | None = None,
+    actor: str = "system",
+) -> str:
+    """Place an order; returns its id. Opens an item on "payments to issue"."""
+    value = _parse_amount(amount)
+    currency = currency.strip().upper()
+    if currency not in CURRENCIES:
+        raise OrderRejected(
+            f"currency {currency!r} is not supported (use one of {', '.join(sorted(CURRENCIES))})"
+        )
+    customer = customer.strip()
+    if not customer or len(customer) > 200:
+        raise OrderRejected("customer must be 1 to 200 characters")
+    if not PAYMENT_METHOD.match(payment_method):
+        raise OrderRejected(f"payment method {payment_method!r} is not a payment method id like pm_card_visa")
+    try:
+        order_id = str(uuid.UUID(order_id)) if order_id else str(uuid.uuid4())
+    except ValueError:
+        raise OrderRejected(f"order id {order_id!r} is not a UUID") from None
+    event = OrderPlaced(
+        order_id=order_id, customer=customer, amount=value, currency=currency, payment_method=payment_method
+    )
+    try:
+        event_append(
+            stream_id=order_stream(order_id),
+            events=[event],
+            expected_version=0,
+            correlation_id=order_id,
+            actor=actor,
+        )
+    except ConcurrencyError:
+        raise OrderRejected(f"order {order_id} has already been placed") from None
+    todo_lists_nudge(event_types={"OrderPlaced"})
+    return order_id
+
+
+def _load_open(order_id: str, action: str) -> list[RecordedEvent]:
+    events = stream_read(stream_id=order_stream(order_id))
+    state = _state(events)
+    if state == "none":
+        raise OrderRejected(f"order {order_id} does not exist")
+    if state != "placed":
+        raise OrderRejected(f"cannot {action} order {order_id}: it is already {state}")
+    return events
+
+
+def order_confirm(*, order_id: str, actor: str = "system") -> None:
+    """Confirm a paid, open order (paid: a PaymentIssued for it is in the log)."""
+    events = _load_open(order_id, "confirm")
+    issued = correlation_read(correlation_id=order_id, types=["PaymentIssued"])
+    if not issued:
+        raise OrderRejected(f"cannot confirm order {order_id}: it has not been paid")
+    event_append(
+        stream_id=order_stream(order_id),
+        events=[OrderConfirmed(order_id=order_id, payment_id=issued[-1].data["payment_id"])],
+        expected_version=len(events),
+        correlation_id=order_id,
+        causation_id=str(issued[-1].position),
+        actor=actor,
+    )
+
+
+def order_cancel(*, order_id: str, reason: str, actor: str = "system", causation_id: str = "") -> None:
+    """Cancel an open order."""
+    events = _load_open(order_id, "cancel")
+    event_append(
+        stream_id=order_stream(order_id),
+        events=[OrderCancelled(order_id=order_id, reason=reason)],
+        expected_version=len(events),
+        correlation_id=order_id,
+        causation_id=causation_id,
+        actor=actor,
+    )
+
+
+def order_state(*, order_id: str) -> str:
+    return _state(stream_read(stream_id=order_stream(order_id)))

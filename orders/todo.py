@@ -1,0 +1,38 @@
+"""The TODO lists orders owns, and their automations.
+
+Both lists are opened by payment outcomes, known here only by their published type names.
+"""
+
+from orders.commands import order_cancel, order_confirm, order_state
+from todolists.lists import TodoList
+from todolists.models import TodoItem
+
+
+def confirm_paid_order(item: TodoItem) -> None:
+    if order_state(order_id=item.key) == "confirmed":
+        return  # decided already; the list closes when the projection catches up
+    order_confirm(order_id=item.key, actor="automation")
+
+
+def cancel_unpaid_order(item: TodoItem) -> None:
+    if order_state(order_id=item.key) == "cancelled":
+        return
+    reason = f"payment failed: {item.payload.get('decline_code') or 'declined'}"
+    order_cancel(order_id=item.key, reason=reason, actor="automation", causation_id=str(item.opened_position))
+
+
+orders_to_confirm = TodoList(
+    name="orders_to_confirm",
+    title="Orders to confirm",
+    opened_by=("PaymentIssued",),
+    closed_by=("OrderConfirmed", "OrderCancelled"),
+    work=confirm_paid_order,
+)
+
+orders_to_cancel = TodoList(
+    name="orders_to_cancel",
+    title="Orders to cancel",
+    opened_by=("PaymentFailed",),
+    closed_by=("OrderCancelled", "OrderConfirmed"),
+    work=cancel_unpaid_order,
+)

@@ -1,0 +1,88 @@
+"""Payment commands: re-check the stream, charge once per order, record the outcome."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import enum
+
+from eventstore.store import ConcurrencyError, correlation_read, event_append, stream_read
+from payments.events import PaymentAttemptFailed, PaymentFailed, PaymentIssued
+from payments.gateway import PaymentDeclined, PaymentGateway, get_gateway
+from todolists.automation import todo_lists_nudge
+
+OUTCOMES = ("PaymentIssued", "PaymentFailed")
+
+
+class Outcome(enum.StrEnum):
+    ISSUED = "issued"
+    FAILED = "failed"
+    ALREADY_DECIDED = "already decided"
+
+
+def payment_stream(order_id: str) -> str:
+    return f"payment-{order_id}"
+
+
+def payment_idempotency_key(order_id: str) -> str:
+    """One PaymentIntent per order, however many workers or retries ask."""
+    return f"order-{order_id}-payment"
+
+
+def payment_issue(*, order_id: str, gateway: PaymentGateway | None = None) -> Outcome:
+    """Charge the order's payment unless its outcome is already recorded, and record the outcome.
+
+    Raises GatewayUnavailable (or any unexpected error) for the runner to record as a failed attempt.
+    """
+    stream = payment_stream(order_id)
+    history = stream_read(stream_id=stream)
+    if any(e.type in OUTCOMES for e in history):
+        return Outcome.ALREADY_DECIDED  # a lagging list or a second worker: never charge again
+    [placed] = correlation_read(correlation_id=order_id, types=["OrderPlaced"])
+    amount = decimal.Decimal(placed.data["amount"])
+    currency = placed.data["currency"]
+    gateway = gateway or get_gateway()
+    try:
+        charge = gateway.charge(
+            idempotency_key=payment_idempotency_key(order_id),
+            order_id=order_id,
+            amount=amount,
+            currency=currency,
+            payment_method=placed.data["payment_method"],
+        )
+        event, outcome = (
+            PaymentIssued(order_id=order_id, payment_id=charge.payment_id, amount=amount, currency=currency),
+            Outcome.ISSUED,
+        )
+    except PaymentDeclined as declined:
+        event, outcome = (
+            PaymentFailed(order_id=order_id, decline_code=declined.code, message=declined.message),
+            (Outcome.FAILED),
+        )
+    try:
+        event_append(
+            stream_id=stream,
+            events=[event],
+            expected_version=len(history),
+            correlation_id=order_id,
+            causation_id=str(placed.position),
+            actor="automation",
+        )
+    except ConcurrencyError:
+        # Someone appended meanwhile. If it was the outcome, the gateway's idempotency made it the
+        # same charge; otherwise let the runner try again.
+        if any(e.type in OUTCOMES for e in stream_read(stream_id=stream)):
+            return Outcome.ALREADY_DECIDED
+        raise
+    todo_lists_nudge(event_types={event.event_type})
+    return outcome
+
+
+def payment_attempt_failed_record(*, item, attempt: int, error: str, retry_at: datetime.datetime) -> None:
+    event_append(
+        stream_id=payment_stream(item.key),
+        events=[PaymentAttemptFailed(order_id=item.key, attempt=attempt, error=error, retry_at=retry_at)],
+        expected_version=None,
+        correlation_id=item.key,
+        actor="automation",
+    )

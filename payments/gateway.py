@@ -1,0 +1,153 @@
+"""The payment gateway port and its two adapters.
+
+`charge` either returns a Charge (money taken), raises PaymentDeclined (a business outcome: do
+not retry), or raises GatewayUnavailable (transient: try again later with the same idempotency
+key, which can never charge twice).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import decimal
+import random
+import secrets
+import time
+from typing import Protocol
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from payments.models import InProcessCharge
+
+
+@dataclasses.dataclass(frozen=True)
+class Charge:
+    payment_id: str
+
+
+class PaymentDeclined(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class GatewayUnavailable(Exception):
+    """Timeout, connection error, 5xx, rate limit: nothing is known to be decided yet."""
+
+
+class PaymentGateway(Protocol):
+    def charge(
+        self,
+        *,
+        idempotency_key: str,
+        order_id: str,
+        amount: decimal.Decimal,
+        currency: str,
+        payment_method: str,
+    ) -> Charge: ...
+
+
+def to_minor_units(amount: decimal.Decimal) -> int:
+    return int((amount * 100).to_integral_value())
+
+
+# Stripe's test payment methods (https://docs.stripe.com/testing), as far as we follow them.
+DECLINES = {
+    "pm_card_chargeCustomerFail": ("card_declined", "Your card was declined."),
+    "pm_card_visa_chargeDeclined": ("card_declined", "Your card was declined."),
+    "pm_card_visa_chargeDeclinedInsufficientFunds": (
+        "insufficient_funds",
+        "Your card has insufficient funds.",
+    ),
+    "pm_card_visa_chargeDeclinedExpiredCard": ("expired_card", "Your card has expired."),
+}
+
+
+class InProcessGateway:
+    """A stand-in for Stripe that lives in our database: the default, for demos and fault tests.
+
+    Idempotency as Stripe has it: the first request with a key decides, and every later request
+    with that key gets the same result (the same charge, or the same decline) without charging.
+    """
+
+    def __init__(
+        self, *, latency_ms: int = 0, failure_rate: float = 0.0, rng: random.Random | None = None
+    ) -> None:
+        self.latency_ms = latency_ms
+        self.failure_rate = failure_rate
+        self.rng = rng or random.Random()
+
+    def charge(self, *, idempotency_key, order_id, amount, currency, payment_method) -> Charge:
+        if self.latency_ms:
+            time.sleep(self.latency_ms / 1000)
+        if self.failure_rate and self.rng.random() < self.failure_rate:
+            raise GatewayUnavailable("in-process gateway: injected transient failure (503)")
+        existing = InProcessCharge.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is None:
+            decline = DECLINES.get(payment_method)
+            try:
+                with transaction.atomic():
+                    existing = InProcessCharge.objects.create(
+                        idempotency_key=idempotency_key,
+                        payment_id=f"pi_{secrets.token_hex(12)}",
+                        order_id=order_id,
+                        amount_minor=to_minor_units(amount),
+                        currency=currency,
+                        payment_method=payment_method,
+                        succeeded=decline is None,
+                        decline_code=decline[0] if decline else "",
+                    )
+            except IntegrityError:  # a concurrent request with the same key won
+                existing = InProcessCharge.objects.get(idempotency_key=idempotency_key)
+        if not existing.succeeded:
+            raise PaymentDeclined(
+                existing.decline_code, DECLINES.get(existing.payment_method, ("", "declined"))[1]
+            )
+        return Charge(payment_id=existing.payment_id)
+
+
+class StripeGateway:
+    """The official Stripe SDK: one PaymentIntent, created and confirmed, per idempotency key."""
+
+    def __init__(self, *, api_key: str, api_base: str = "", timeout: float = 20) -> None:
+        import stripe
+
+        self._stripe = stripe
+        options = {"base_addresses": {"api": api_base}} if api_base else {}
+        self._client = stripe.StripeClient(
+            api_key, http_client=stripe.RequestsClient(timeout=timeout), max_network_retries=0, **options
+        )
+
+    def charge(self, *, idempotency_key, order_id, amount, currency, payment_method) -> Charge:
+        stripe = self._stripe
+        try:
+            intent = self._client.v1.payment_intents.create(
+                params={
+                    "amount": to_minor_units(amount),
+                    "currency": currency.lower(),
+                    "payment_method": payment_method,
+                    "payment_method_types": ["card"],
+                    "confirm": True,
+                    "metadata": {"order_id": order_id},
+                },
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.CardError as exc:
+            error = exc.error
+            code = (error.decline_code if error else None) or exc.code or "card_declined"
+            raise PaymentDeclined(code, exc.user_message or str(exc)) from exc
+        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
+            raise GatewayUnavailable(f"stripe: {type(exc).__name__}: {exc}") from exc
+        if intent.status != "succeeded":
+            # requires_action and the like: a person must act; treat as a decline the shop can explain.
+            raise PaymentDeclined(intent.status, f"payment needs {intent.status.replace('_', ' ')}")
+        return Charge(payment_id=intent.id)
+
+
+def get_gateway() -> PaymentGateway:
+    if settings.PAYMENT_GATEWAY == "stripe":
+        return StripeGateway(api_key=settings.STRIPE_API_KEY, api_base=settings.STRIPE_API_BASE)
+    return InProcessGateway(
+        latency_ms=settings.INPROCESS_GATEWAY_LATENCY_MS, failure_rate=settings.INPROCESS_GATEWAY_FAILURE_RATE
+    )

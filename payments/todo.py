@@ -1,0 +1,20 @@
+"""The "payments to issue" list: opened by OrderPlaced, closed by the payment's outcome."""
+
+from payments.commands import payment_attempt_failed_record, payment_issue
+from todolists.lists import TodoList
+from todolists.models import TodoItem
+
+
+def issue_payment(item: TodoItem) -> None:
+    payment_issue(order_id=item.key)
+
+
+payments_to_issue = TodoList(
+    name="payments_to_issue",
+    title="Payments to issue",
+    opened_by=("OrderPlaced",),
+    closed_by=("PaymentIssued", "PaymentFailed"),
+    work=issue_payment,
+    failed_by=("PaymentAttemptFailed",),
+    record_failure=payment_attempt_failed_record,
+)

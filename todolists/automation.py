@@ -1,0 +1,183 @@
+"""The automation runner: claim due items, work them, record the outcome as events.
+
+Claims are leases in the TodoItem row (`select_for_update(skip_locked=True)` on PostgreSQL,
+the single-writer lock on SQLite), so two workers on any number of machines never take the same
+item. A lease that outlives a crashed worker expires and the item is taken again; the list's work
+function must re-check the stream before acting (a lagging list or a second worker then finds
+the outcome already recorded), and side effects carry an idempotency key derived from the item.
+
+Every failure of the work function is a failed attempt, recorded as an event with the error and
+the time of the next try (exponential backoff). After `TODO_MAX_ATTEMPTS` the item is parked and
+stays visible until an operator asks for a retry, which is an event too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import os
+import socket
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from eventstore.projections import projection_catch_up, projections_catch_up
+from eventstore.store import event_append
+from todolists.events import TodoAttemptFailed, TodoItemParked, TodoRetryRequested
+from todolists.lists import TodoList, registry
+from todolists.models import TodoItem
+
+logger = logging.getLogger(__name__)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def todo_stream(*, list_name: str, key: str) -> str:
+    return f"todo-{list_name}-{key}"
+
+
+def backoff(*, attempt: int) -> datetime.timedelta:
+    """5 s, 10 s, 20 s, ... (TODO_BACKOFF_SECONDS doubled per attempt), capped at one hour."""
+    return datetime.timedelta(seconds=min(settings.TODO_BACKOFF_SECONDS * 2 ** (attempt - 1), 3600))
+
+
+def due_items(*, list_name: str, now: datetime.datetime | None = None):
+    now = now or timezone.now()
+    return TodoItem.objects.filter(list_name=list_name, status=TodoItem.Status.OPEN).filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    )
+
+
+def _claim(todo: TodoList, *, worker: str, limit: int) -> list[TodoItem]:
+    now = timezone.now()
+    with transaction.atomic():
+        candidates = (
+            due_items(list_name=todo.name, now=now)
+            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            .select_for_update(skip_locked=True)
+            .order_by("opened_position")[:limit]
+        )
+        ids = list(candidates.values_list("pk", flat=True))
+        TodoItem.objects.filter(pk__in=ids).update(
+            claimed_by=worker, claimed_until=now + datetime.timedelta(seconds=settings.TODO_LEASE_SECONDS)
+        )
+    return list(TodoItem.objects.filter(pk__in=ids).order_by("opened_position"))
+
+
+def _record_failure(todo: TodoList, item: TodoItem, error: Exception) -> None:
+    attempt = item.attempts + 1
+    message = f"{type(error).__name__}: {error}"[:2000]
+    retry_at = timezone.now() + backoff(attempt=attempt)
+    if todo.record_failure is not None:
+        todo.record_failure(item=item, attempt=attempt, error=message, retry_at=retry_at)
+    else:
+        event_append(
+            stream_id=todo_stream(list_name=todo.name, key=item.key),
+            events=[
+                TodoAttemptFailed(
+                    list=todo.name, key=item.key, attempt=attempt, error=message, retry_at=retry_at
+                )
+            ],
+            expected_version=None,
+            correlation_id=item.correlation_id,
+            actor="automation",
+        )
+    if attempt >= settings.TODO_MAX_ATTEMPTS:
+        todo_item_park(
+            item=item, reason=f"gave up after {attempt} attempts; last error: {message}", actor="automation"
+        )
+
+
+@dataclasses.dataclass
+class WorkResult:
+    list_name: str
+    worked: int = 0
+    failed: int = 0
+
+
+def todo_list_work(*, list_name: str, limit: int = 100, worker: str | None = None) -> WorkResult:
+    """Work the due items of one list once: claim, run the list's work function, record failures."""
+    todo = registry.get(list_name)
+    worker = worker or worker_id()
+    projection_catch_up(name=todo.projection_name)
+    result = WorkResult(list_name)
+    items = _claim(todo, worker=worker, limit=limit)
+    try:
+        for item in items:
+            result.worked += 1
+            try:
+                todo.work(item)
+            except Exception as exc:
+                result.failed += 1
+                logger.warning("%s: item %s failed: %s", list_name, item.key, exc)
+                _record_failure(todo, item, exc)
+        # Close what was just decided before the claims go, so no worker picks it up again.
+        projection_catch_up(name=todo.projection_name)
+    finally:
+        TodoItem.objects.filter(pk__in=[i.pk for i in items], claimed_by=worker).update(
+            claimed_by="", claimed_until=None
+        )
+    return result
+
+
+def todo_lists_work(*, names: list[str] | None = None, rounds: int = 10) -> list[WorkResult]:
+    """Catch up every projection and work the lists until nothing is due (an outcome may open
+    an item on the next list), at most `rounds` passes."""
+    results: list[WorkResult] = []
+    for _ in range(rounds):
+        projections_catch_up()
+        passed = [todo_list_work(list_name=n) for n in (names or registry.names())]
+        results.extend(passed)
+        if not any(r.worked for r in passed) or names:
+            break
+    return results
+
+
+def todo_item_park(*, item: TodoItem, reason: str, actor: str) -> None:
+    event_append(
+        stream_id=todo_stream(list_name=item.list_name, key=item.key),
+        events=[TodoItemParked(list=item.list_name, key=item.key, reason=reason)],
+        expected_version=None,
+        correlation_id=item.correlation_id,
+        actor=actor,
+    )
+
+
+def todo_item_retry(*, item: TodoItem, actor: str) -> None:
+    """An operator's "retry now": recorded as an event, which reopens a parked or waiting item."""
+    if item.status == TodoItem.Status.DONE:
+        raise ValueError(f"{item.list_name} item {item.key} is done; there is nothing to retry.")
+    event_append(
+        stream_id=todo_stream(list_name=item.list_name, key=item.key),
+        events=[TodoRetryRequested(list=item.list_name, key=item.key)],
+        expected_version=None,
+        correlation_id=item.correlation_id,
+        actor=actor,
+    )
+    todo_lists_nudge(list_names=[item.list_name])
+
+
+def todo_lists_nudge(*, list_names: list[str] | None = None, event_types: set[str] | None = None) -> None:
+    """After the current transaction commits, ask the cluster to work these lists now.
+
+    Best effort: if the broker is down the obligation is still on the list and the minute
+    schedule sweeps it, so a failed enqueue is logged, never raised.
+    """
+    names = sorted(set(list_names or []) | set(registry.opened_by(event_types or set())))
+    if not names or not settings.TODO_NUDGE:
+        return
+
+    def enqueue() -> None:
+        from django_q.tasks import async_task
+
+        try:
+            async_task("todolists.tasks.work_lists", names, task_name=f"nudge {','.join(names)}")
+        except Exception:
+            logger.warning("could not enqueue a nudge for %s; the schedule will sweep", names, exc_info=True)
+
+    transaction.on_commit(enqueue)

@@ -1,0 +1,154 @@
+"""Declaring a TODO list: which events open an item, which close it, and who works it.
+
+A list is a projection run by the eventstore engine, so `replay_projections` rebuilds it. An item
+leaves its list when a closing event is recorded, and for no other reason: the automation never
+deletes items.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Callable
+
+from eventstore.projections import Projection
+from eventstore.projections import registry as projection_registry
+from eventstore.store import RecordedEvent
+from todolists.models import TodoItem
+
+Work = Callable[[TodoItem], None]
+RecordFailure = Callable[..., None]
+
+
+@dataclasses.dataclass(frozen=True)
+class TodoList:
+    name: str
+    title: str
+    opened_by: tuple[str, ...]
+    closed_by: tuple[str, ...]
+    work: Work
+    """The automation: does the work for one item and records the outcome as events."""
+    key_field: str = "order_id"
+    failed_by: tuple[str, ...] = ()
+    """Domain events recording a failed attempt (with `attempt`, `error`, `retry_at` fields)."""
+    record_failure: RecordFailure | None = None
+    """Appends one of `failed_by` (keyword args: item, attempt, error, retry_at); default TodoAttemptFailed."""
+
+    @property
+    def projection_name(self) -> str:
+        return f"todo:{self.name}"
+
+
+class TodoListRegistry:
+    def __init__(self) -> None:
+        self._lists: dict[str, TodoList] = {}
+
+    def register(self, todo: TodoList) -> TodoList:
+        self._lists[todo.name] = todo
+        projection_registry.register(_projection(todo))
+        return todo
+
+    def unregister(self, name: str) -> None:
+        todo = self._lists.pop(name, None)
+        if todo:
+            projection_registry.unregister(todo.projection_name)
+
+    def get(self, name: str) -> TodoList:
+        try:
+            return self._lists[name]
+        except KeyError:
+            known = ", ".join(sorted(self._lists)) or "none"
+            raise LookupError(f"Unknown TODO list {name!r} (known: {known})") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._lists)
+
+    def all(self) -> list[TodoList]:
+        return [self._lists[n] for n in self.names()]
+
+    def opened_by(self, event_types: set[str]) -> list[str]:
+        return [t.name for t in self.all() if event_types & set(t.opened_by)]
+
+
+registry = TodoListRegistry()
+
+
+def _projection(todo: TodoList) -> Projection:
+    def key(event: RecordedEvent) -> str:
+        return str(event.data[todo.key_field])
+
+    def mine(event: RecordedEvent) -> bool:
+        return event.data.get("list") == todo.name
+
+    def items(event: RecordedEvent, k: str | None = None):
+        return TodoItem.objects.filter(list_name=todo.name, key=k if k is not None else event.data["key"])
+
+    def on_open(event: RecordedEvent) -> None:
+        TodoItem.objects.update_or_create(
+            list_name=todo.name,
+            key=key(event),
+            defaults={
+                "correlation_id": event.correlation_id,
+                "status": TodoItem.Status.OPEN,
+                "payload": event.data,
+                "opened_at": event.recorded_at,
+                "opened_position": event.position,
+                "opened_by": event.type,
+                "closed_at": None,
+                "closed_position": None,
+                "closed_by": "",
+                "attempts": 0,
+                "last_error": "",
+                "next_attempt_at": None,
+                "parked_at": None,
+            },
+        )
+
+    def on_close(event: RecordedEvent) -> None:
+        items(event, key(event)).exclude(status=TodoItem.Status.DONE).update(
+            status=TodoItem.Status.DONE,
+            closed_at=event.recorded_at,
+            closed_position=event.position,
+            closed_by=event.type,
+        )
+
+    def record_attempt(qs, event: RecordedEvent) -> None:
+        qs.update(
+            attempts=event.data["attempt"],
+            last_error=event.data["error"],
+            next_attempt_at=datetime.datetime.fromisoformat(event.data["retry_at"]),
+        )
+
+    def on_domain_failure(event: RecordedEvent) -> None:
+        record_attempt(items(event, key(event)), event)
+
+    def on_attempt_failed(event: RecordedEvent) -> None:
+        if mine(event):
+            record_attempt(items(event), event)
+
+    def on_parked(event: RecordedEvent) -> None:
+        if mine(event):
+            items(event).exclude(status=TodoItem.Status.DONE).update(
+                status=TodoItem.Status.PARKED, parked_at=event.recorded_at, last_error=event.data["reason"]
+            )
+
+    def on_retry(event: RecordedEvent) -> None:
+        if mine(event):
+            items(event).exclude(status=TodoItem.Status.DONE).update(
+                status=TodoItem.Status.OPEN, parked_at=None, attempts=0, next_attempt_at=None
+            )
+
+    handlers = {t: on_open for t in todo.opened_by}
+    handlers |= {t: on_close for t in todo.closed_by}
+    handlers |= {t: on_domain_failure for t in todo.failed_by}
+    handlers |= {
+        "TodoAttemptFailed": on_attempt_failed,
+        "TodoItemParked": on_parked,
+        "TodoRetryRequested": on_retry,
+    }
+    return Projection(
+        name=todo.projection_name,
+        title=todo.title,
+        handlers=handlers,
+        reset=lambda: TodoItem.objects.filter(list_name=todo.name).delete(),
+    )

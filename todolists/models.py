@@ -1,0 +1,44 @@
+from django.db import models
+
+
+class TodoItem(models.Model):
+    """One open (or finished) obligation on a TODO list: a projection of the log.
+
+    Everything but the claim columns can be rebuilt from events; the claim is lease bookkeeping
+    that keeps two workers off the same item.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "open"
+        PARKED = "parked", "parked"
+        DONE = "done", "done"
+
+    list_name = models.CharField(max_length=100)
+    key = models.CharField(max_length=200, help_text="What the item is about, e.g. the order id.")
+    correlation_id = models.CharField(max_length=200, blank=True, default="")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    payload = models.JSONField(default=dict, help_text="Data of the event that opened the item.")
+    opened_at = models.DateTimeField()
+    opened_position = models.BigIntegerField()
+    opened_by = models.CharField(max_length=100)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_position = models.BigIntegerField(null=True, blank=True)
+    closed_by = models.CharField(max_length=100, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    parked_at = models.DateTimeField(null=True, blank=True)
+    # Operational state, not rebuilt by replay.
+    claimed_by = models.CharField(max_length=200, blank=True, default="")
+    claimed_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["opened_position"]
+        constraints = [models.UniqueConstraint(fields=["list_name", "key"], name="todo_item_list_key_unique")]
+        indexes = [
+            models.Index(fields=["list_name", "status", "next_attempt_at"], name="todo_item_due_idx"),
+            models.Index(fields=["correlation_id"], name="todo_item_correlation_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.list_name}: {self.key} ({self.status})"
