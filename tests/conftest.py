@@ -80,6 +80,46 @@ def applied_projection():
     registry.unregister(projection.name)
 
 
+# --- the process -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_nudge(settings):
+    """Tests that drive the lists inline do not enqueue django-q2 tasks."""
+    settings.TODO_NUDGE = False
+
+
+@pytest.fixture
+def place_orders(no_nudge):
+    from tests.factories import PlacedOrderFactory
+
+    def place(visa: int, declined: int) -> tuple[list[str], list[str]]:
+        paid = [PlacedOrderFactory() for _ in range(visa)]
+        failed = [PlacedOrderFactory(declined=True) for _ in range(declined)]
+        return paid, failed
+
+    return place
+
+
+def process_snapshot() -> dict:
+    """Every row of every read model and list (without operational claim columns), for comparisons."""
+    from orders.models import Order
+    from payments.models import Payment
+    from todolists.models import TodoItem
+
+    return {
+        "orders": sorted(Order.objects.values_list()),
+        "payments": sorted(Payment.objects.values_list()),
+        "todo": sorted(TodoItem.objects.order_by().values_list(*_todo_fields())),
+    }
+
+
+def _todo_fields() -> list[str]:
+    from todolists.models import TodoItem
+
+    return [f.attname for f in TodoItem._meta.fields if f.name not in ("id", "claimed_by", "claimed_until")]
+
+
 # --- helpers -------------------------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ class Command(BaseCommand):
             "--batch-size", type=int, default=1000, help="Events read per query (default 1000)."
         )
 
-    def handle(self, *names, batch_size, **options):
+    def handle(self, *args, names, batch_size, **options):
         if batch_size < 1:
             raise CommandError("--batch-size must be a positive integer.")
         try:

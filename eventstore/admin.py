@@ -1,0 +1,62 @@
+import json
+
+from django.contrib import admin
+from django.utils.html import format_html
+
+from eventstore.models import Event, ProjectionCheckpoint
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Projections and the log are never edited by hand: state changes are recorded as events."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def pretty_json(value) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = [
+        "position",
+        "type",
+        "stream_id",
+        "stream_version",
+        "correlation_id",
+        "actor",
+        "recorded_at",
+    ]
+    list_filter = ["type", "actor"]
+    search_fields = ["=stream_id", "=correlation_id", "=type"]
+    fields = [
+        "position",
+        "type",
+        "schema_version",
+        "stream_id",
+        "stream_version",
+        "correlation_id",
+        "causation_id",
+        "actor",
+        "recorded_at",
+        "payload",
+    ]
+    readonly_fields = fields
+    show_full_result_count = False  # counting a long log on every page view is slow
+
+    @admin.display(description="data")
+    def payload(self, obj: Event) -> str:
+        return pretty_json(obj.data)
+
+
+@admin.register(ProjectionCheckpoint)
+class ProjectionCheckpointAdmin(ReadOnlyAdmin):
+    list_display = ["name", "position", "updated_at", "error_position", "error_type", "error_message"]
+    readonly_fields = [f.name for f in ProjectionCheckpoint._meta.fields]

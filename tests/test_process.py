@@ -1,0 +1,198 @@
+"""The order-to-payment process worked inline (`process_todos`): outcomes, replay, failures, claims."""
+
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.db.models import Count
+
+from eventstore.models import Event
+from eventstore.projections import projection_replay, projections_catch_up, registry
+from eventstore.store import event_append
+from orders.models import Order
+from payments.commands import Outcome, payment_issue
+from payments.events import PaymentIssued
+from payments.gateway import GatewayUnavailable, InProcessGateway
+from payments.models import InProcessCharge, Payment
+from tests.conftest import process_snapshot
+from todolists.automation import todo_item_retry, todo_list_work
+from todolists.models import TodoItem
+from todolists.status import todo_lists_status
+
+pytestmark = pytest.mark.django_db
+
+
+def events_of(type_name: str) -> int:
+    return Event.objects.filter(type=type_name).count()
+
+
+def open_items() -> dict[str, int]:
+    return {s.name: s.open for s in todo_lists_status()}
+
+
+def test_process_todos_confirms_paid_orders_and_cancels_declined_ones(place_orders):
+    paid, failed = place_orders(visa=50, declined=10)
+    call_command("process_todos")
+
+    statuses = dict(Order.objects.values_list("order_id", "status"))
+    assert {statuses[o] for o in paid} == {"confirmed"}
+    assert {statuses[o] for o in failed} == {"cancelled"}
+    assert open_items() == {"payments_to_issue": 0, "orders_to_confirm": 0, "orders_to_cancel": 0}
+    issued = Event.objects.filter(type="PaymentIssued").values("correlation_id").annotate(n=Count("pk"))
+    assert sorted(r["correlation_id"] for r in issued) == sorted(paid)
+    assert {r["n"] for r in issued} == {1}
+    charges = InProcessCharge.objects.values("order_id").annotate(n=Count("pk"))
+    assert len(charges) == 60 and {r["n"] for r in charges} == {1}
+    assert Order.objects.get(order_id=failed[0]).cancel_reason == "payment failed: card_declined"
+
+
+def test_replay_rebuilds_every_list_and_read_model_without_calling_the_gateway(place_orders, monkeypatch):
+    place_orders(visa=8, declined=3)
+    call_command("process_todos")
+    before, events_before = process_snapshot(), Event.objects.count()
+
+    def no_gateway(*args, **kwargs):
+        raise AssertionError("replay must never call the payment gateway")
+
+    monkeypatch.setattr("payments.commands.get_gateway", no_gateway)
+    monkeypatch.setattr(InProcessGateway, "charge", no_gateway)
+    call_command("replay_projections")
+    assert process_snapshot() == before
+    assert Event.objects.count() == events_before
+
+
+def test_replay_names_unknown_projection_clearly():
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="Unknown projection 'nope'"):
+        call_command("replay_projections", "nope")
+
+
+def test_transient_failures_back_off_then_park_and_an_operator_retry_pays(place_orders, settings):
+    settings.TODO_BACKOFF_SECONDS = 0  # due again at once, so one process_todos run reaches the limit
+    settings.TODO_MAX_ATTEMPTS = 3
+    settings.INPROCESS_GATEWAY_FAILURE_RATE = 1.0
+    [order_id], _ = place_orders(visa=1, declined=0)
+    call_command("process_todos")
+
+    item = TodoItem.objects.get(list_name="payments_to_issue", key=order_id)
+    assert item.status == "parked"
+    assert item.attempts == 3
+    assert "gave up after 3 attempts" in item.last_error and "503" in item.last_error
+    assert events_of("PaymentAttemptFailed") == 3 and events_of("TodoItemParked") == 1
+    assert not InProcessCharge.objects.exists()
+    assert Payment.objects.get(order_id=order_id).attempts == 3
+    assert Order.objects.get(order_id=order_id).status == "placed"
+    call_command("process_todos")  # parked items stay put
+    assert events_of("PaymentAttemptFailed") == 3
+
+    settings.INPROCESS_GATEWAY_FAILURE_RATE = 0.0
+    todo_item_retry(item=item, actor="operator")
+    call_command("process_todos")
+    assert events_of("TodoRetryRequested") == 1
+    assert Order.objects.get(order_id=order_id).status == "confirmed"
+    assert InProcessCharge.objects.filter(order_id=order_id).count() == 1
+
+
+def test_a_failed_attempt_waits_for_its_backoff(place_orders, settings):
+    settings.TODO_BACKOFF_SECONDS = 300
+    settings.INPROCESS_GATEWAY_FAILURE_RATE = 1.0
+    place_orders(visa=1, declined=0)
+    call_command("process_todos")
+    call_command("process_todos")
+    assert events_of("PaymentAttemptFailed") == 1
+    [payments] = [s for s in todo_lists_status() if s.name == "payments_to_issue"]
+    assert (payments.open, payments.due, payments.retrying) == (1, 0, 1)
+
+
+def test_a_lost_response_after_the_charge_is_found_by_the_retry_not_charged_twice(place_orders, settings, monkeypatch):
+    """Crash window: the gateway charged, but the worker never heard back."""
+    settings.TODO_BACKOFF_SECONDS = 0
+    real_charge = InProcessGateway.charge
+    calls = []
+
+    def charge_then_lose_the_response(self, **kwargs):
+        result = real_charge(self, **kwargs)
+        calls.append(kwargs["idempotency_key"])
+        if len(calls) == 1:
+            raise GatewayUnavailable("read timeout after the charge was made")
+        return result
+
+    monkeypatch.setattr(InProcessGateway, "charge", charge_then_lose_the_response)
+    [order_id], _ = place_orders(visa=1, declined=0)
+    call_command("process_todos")
+
+    assert len(calls) == 2 and calls[0] == calls[1]  # same idempotency key both times
+    assert InProcessCharge.objects.filter(order_id=order_id).count() == 1
+    assert events_of("PaymentAttemptFailed") == 1 and events_of("PaymentIssued") == 1
+    assert Order.objects.get(order_id=order_id).status == "confirmed"
+
+
+def test_a_lagging_list_never_triggers_a_second_charge(place_orders, monkeypatch):
+    [order_id], _ = place_orders(visa=1, declined=0)
+    # The outcome is in the log, but the list has not caught up with it yet.
+    event_append(
+        stream_id=f"payment-{order_id}",
+        events=[PaymentIssued(order_id=order_id, payment_id="pi_elsewhere", amount="1.00", currency="EUR")],
+        expected_version=0,
+        correlation_id=order_id,
+    )
+    monkeypatch.setattr(InProcessGateway, "charge", lambda *a, **k: pytest.fail("charged a decided payment"))
+    assert payment_issue(order_id=order_id) == Outcome.ALREADY_DECIDED
+
+
+def test_an_unexpected_error_in_an_automation_is_a_visible_failed_attempt(place_orders, monkeypatch, settings):
+    settings.TODO_BACKOFF_SECONDS = 300
+
+    def broken(**kwargs):
+        raise KeyError("bug in the automation")
+
+    monkeypatch.setattr("payments.todo.payment_issue", broken)
+    [order_id], _ = place_orders(visa=1, declined=0)
+    call_command("process_todos")
+    item = TodoItem.objects.get(list_name="payments_to_issue", key=order_id)
+    assert (item.status, item.attempts) == ("open", 1)
+    assert "KeyError" in item.last_error and item.next_attempt_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_never_work_the_same_item(place_orders, settings, run_in_thread):
+    settings.INPROCESS_GATEWAY_LATENCY_MS = 20  # keep both workers busy at the same time
+    place_orders(visa=30, declined=0)
+    worked = []
+    start = threading.Barrier(2)
+
+    def worker(name):
+        start.wait(10)
+        while result := todo_list_work(list_name="payments_to_issue", limit=3, worker=name):
+            worked.append(result.worked)
+            if not result.worked:
+                return
+
+    threads = [run_in_thread(lambda: worker("w1")), run_in_thread(lambda: worker("w2"))]
+    for t in threads:
+        t.join(timeout=120)
+    assert sum(worked) == 30
+    assert InProcessCharge.objects.count() == 30
+    assert events_of("PaymentIssued") == 30
+
+
+def test_process_todos_rejects_an_unknown_list():
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="Unknown TODO list 'nope'"):
+        call_command("process_todos", "--list", "nope")
+
+
+def test_the_lists_are_registered_projections():
+    assert {"todo:payments_to_issue", "todo:orders_to_confirm", "todo:orders_to_cancel"} <= set(registry.names())
+
+
+def test_replay_of_one_list_keeps_its_open_items(place_orders):
+    place_orders(visa=3, declined=0)
+    call_command("process_todos", "--list", "payments_to_issue")
+    projections_catch_up()
+    before = process_snapshot()
+    projection_replay(name="todo:orders_to_confirm")
+    assert process_snapshot() == before
+    assert TodoItem.objects.filter(list_name="orders_to_confirm", status="open").count() == 3

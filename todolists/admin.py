@@ -1,0 +1,67 @@
+from django.contrib import admin, messages
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+from eventstore.admin import ReadOnlyAdmin, pretty_json
+from todolists.automation import todo_item_park, todo_item_retry
+from todolists.models import TodoItem
+
+
+@admin.register(TodoItem)
+class TodoItemAdmin(ReadOnlyAdmin):
+    list_display = [
+        "list_name",
+        "key",
+        "status",
+        "opened_at",
+        "age",
+        "attempts",
+        "short_error",
+        "next_attempt_at",
+        "claimed_by",
+    ]
+    list_filter = ["list_name", "status"]
+    search_fields = ["=key", "=correlation_id"]
+    readonly_fields = [f.name for f in TodoItem._meta.fields if f.name != "payload"] + ["opening_event"]
+    exclude = ["payload"]
+    actions = ["retry_now", "park"]
+
+    @admin.display(description="age", ordering="opened_at")
+    def age(self, obj: TodoItem) -> str:
+        return timesince(obj.opened_at, obj.closed_at or timezone.now())
+
+    @admin.display(description="last error")
+    def short_error(self, obj: TodoItem) -> str:
+        return obj.last_error[:80]
+
+    @admin.display(description="opening event data")
+    def opening_event(self, obj: TodoItem) -> str:
+        return pretty_json(obj.payload)
+
+    @admin.action(description="Retry now (records TodoRetryRequested)")
+    def retry_now(self, request, queryset):
+        self._each(
+            request, queryset, lambda item: todo_item_retry(item=item, actor=request.user.get_username())
+        )
+
+    @admin.action(description="Park (records TodoItemParked)")
+    def park(self, request, queryset):
+        self._each(
+            request,
+            queryset.filter(status=TodoItem.Status.OPEN),
+            lambda item: todo_item_park(
+                item=item, reason="parked by an operator", actor=request.user.get_username()
+            ),
+        )
+
+    def _each(self, request, queryset, command) -> None:
+        done = 0
+        for item in queryset:
+            try:
+                command(item)
+                done += 1
+            except ValueError as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+        self.message_user(
+            request, f"Recorded an event for {done} item(s); the list updates as it catches up."
+        )
