@@ -1,4 +1,5 @@
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -175,3 +176,92 @@ def catch_up_all():
 
 def pytest_report_header(config):
     return f"database: {connection.vendor} {connection.settings_dict['NAME']}"
+
+
+# --- real subprocesses: a qcluster, localstripe ----------------------------------------------------
+
+
+def database_url_for_subprocess() -> str:
+    """The URL of the database this test is using (the test database), for a child process."""
+    from urllib.parse import quote
+
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    auth = quote(s["USER"] or "") + (f":{quote(s['PASSWORD'])}" if s.get("PASSWORD") else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@pytest.fixture
+def qcluster(tmp_path, wait_until):
+    """A real `manage.py qcluster` on the test database; stopped with SIGTERM, which must exit 0."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    log_path = tmp_path / "qcluster.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_subprocess(),
+        "Q_WORKERS": "2",
+        "Q_LOG_LEVEL": "INFO",
+        "TODO_NUDGE": "true",
+    }
+    env.pop("REDIS_URL", None)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    wait_until(
+        lambda: "running" in log_path.read_text() or proc.poll() is not None,
+        timeout=60,
+        message="qcluster start",
+    )
+    assert proc.poll() is None, f"qcluster died:\n{log_path.read_text()}"
+    proc.log_path = log_path
+    yield proc
+    proc.send_signal(signal.SIGTERM)  # the main pid only: django-q2 stops its own children
+    try:
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"qcluster did not stop within 60s of SIGTERM:\n{log_path.read_text()[-3000:]}")
+    assert code == 0, f"qcluster exited {code}:\n{log_path.read_text()[-3000:]}"
+
+
+@pytest.fixture
+def localstripe(wait_until):
+    """localstripe (a Stripe emulator from PyPI) as a real HTTP server on a free port."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    exe = shutil.which("localstripe") or str(Path(sys.executable).parent / "localstripe")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--from-scratch"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        assert proc.poll() is None, "localstripe exited"
+        try:
+            urllib.request.urlopen(f"{base}/v1/payment_intents", timeout=1)
+        except urllib.error.HTTPError:
+            return True  # 401 without a key: it is up
+        except OSError:
+            return False
+        return True
+
+    wait_until(ready, timeout=30, message="localstripe to listen")
+    yield base
+    proc.terminate()
+    proc.wait(timeout=30)

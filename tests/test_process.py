@@ -105,7 +105,9 @@ def test_a_failed_attempt_waits_for_its_backoff(place_orders, settings):
     assert (payments.open, payments.due, payments.retrying) == (1, 0, 1)
 
 
-def test_a_lost_response_after_the_charge_is_found_by_the_retry_not_charged_twice(place_orders, settings, monkeypatch):
+def test_a_lost_response_after_the_charge_is_found_by_the_retry_not_charged_twice(
+    place_orders, settings, monkeypatch
+):
     """Crash window: the gateway charged, but the worker never heard back."""
     settings.TODO_BACKOFF_SECONDS = 0
     real_charge = InProcessGateway.charge
@@ -141,7 +143,9 @@ def test_a_lagging_list_never_triggers_a_second_charge(place_orders, monkeypatch
     assert payment_issue(order_id=order_id) == Outcome.ALREADY_DECIDED
 
 
-def test_an_unexpected_error_in_an_automation_is_a_visible_failed_attempt(place_orders, monkeypatch, settings):
+def test_an_unexpected_error_in_an_automation_is_a_visible_failed_attempt(
+    place_orders, monkeypatch, settings
+):
     settings.TODO_BACKOFF_SECONDS = 300
 
     def broken(**kwargs):
@@ -185,7 +189,9 @@ def test_process_todos_rejects_an_unknown_list():
 
 
 def test_the_lists_are_registered_projections():
-    assert {"todo:payments_to_issue", "todo:orders_to_confirm", "todo:orders_to_cancel"} <= set(registry.names())
+    assert {"todo:payments_to_issue", "todo:orders_to_confirm", "todo:orders_to_cancel"} <= set(
+        registry.names()
+    )
 
 
 def test_replay_of_one_list_keeps_its_open_items(place_orders):

@@ -1,0 +1,70 @@
+"""End to end on a real django-q2 cluster: nudges after commit, the minute schedule, clean stop."""
+
+import pytest
+from django.db.models import Count
+from django_q.models import Schedule
+
+from eventstore.models import Event
+from orders.models import Order
+from payments.models import InProcessCharge
+from tests.conftest import requires_postgres
+from tests.factories import PlacedOrderFactory
+from todolists.automation import todo_lists_work
+from todolists.status import todo_lists_status
+
+
+@requires_postgres
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_cluster_confirms_paid_orders_and_cancels_declined_ones(qcluster, wait_until):
+    paid = [PlacedOrderFactory() for _ in range(50)]
+    failed = [PlacedOrderFactory(declined=True) for _ in range(10)]
+
+    def all_terminal() -> bool:
+        return Order.objects.filter(status__in=["confirmed", "cancelled"]).count() == 60
+
+    # The nudges do the work; the test only reads the read models the cluster keeps up to date.
+    wait_until(
+        lambda: all_terminal() or qcluster.poll() is not None, timeout=120, message="60 terminal orders"
+    )
+    assert qcluster.poll() is None, qcluster.log_path.read_text()[-3000:]
+    statuses = dict(Order.objects.values_list("order_id", "status"))
+    assert {statuses[o] for o in paid} == {"confirmed"}
+    assert {statuses[o] for o in failed} == {"cancelled"}
+    wait_until(
+        lambda: all(s.open == 0 and s.lag == 0 for s in todo_lists_status()),
+        timeout=60,
+        message="empty lists",
+    )
+    issued = Event.objects.filter(type="PaymentIssued").values("correlation_id").annotate(n=Count("pk"))
+    assert sorted(r["correlation_id"] for r in issued) == sorted(paid) and {r["n"] for r in issued} == {1}
+    charges = InProcessCharge.objects.values("order_id").annotate(n=Count("pk"))
+    assert len(charges) == 60 and {r["n"] for r in charges} == {1}
+
+
+@pytest.mark.django_db
+def test_migrate_creates_exactly_one_minute_sweep_schedule():
+    [sweep] = Schedule.objects.filter(name="todolists.sweep")
+    assert (sweep.func, sweep.schedule_type, sweep.minutes, sweep.repeats) == (
+        "todolists.tasks.sweep",
+        Schedule.MINUTES,
+        1,
+        -1,
+    )
+    # Running the migration step again keeps one row.
+    from importlib import import_module
+
+    from django.apps import apps
+
+    import_module("todolists.migrations.0002_sweep_schedule").create_schedule(apps, None)
+    assert Schedule.objects.filter(name="todolists.sweep").count() == 1
+
+
+@pytest.mark.django_db
+def test_the_sweep_task_works_every_list(no_nudge):
+    from todolists.tasks import sweep
+
+    PlacedOrderFactory()
+    assert "payments_to_issue: 1 worked" in sweep()
+    assert Order.objects.get().status == "confirmed"
+    assert todo_lists_work() is not None

@@ -1,0 +1,58 @@
+"""The Stripe adapter over real HTTP against localstripe (the official SDK, no mocks)."""
+
+import decimal
+import socket
+
+import pytest
+
+from payments.gateway import GatewayUnavailable, PaymentDeclined, StripeGateway
+
+
+def charge(gateway, key, method):
+    return gateway.charge(
+        idempotency_key=key,
+        order_id=key,
+        amount=decimal.Decimal("12.50"),
+        currency="EUR",
+        payment_method=method,
+    )
+
+
+def test_a_visa_card_is_charged(localstripe):
+    gateway = StripeGateway(api_key="sk_test_localstripe", api_base=localstripe)
+    result = charge(gateway, "order-1", "pm_card_visa")
+    assert result.payment_id.startswith("pi_")
+
+
+def test_a_declined_card_is_a_business_failure(localstripe):
+    gateway = StripeGateway(api_key="sk_test_localstripe", api_base=localstripe)
+    with pytest.raises(PaymentDeclined) as excinfo:
+        charge(gateway, "order-2", "pm_card_chargeCustomerFail")
+    assert excinfo.value.code == "card_declined"
+    assert "declined" in excinfo.value.message
+
+
+def test_an_unreachable_stripe_is_transient():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket closes
+    gateway = StripeGateway(api_key="sk_test_x", api_base=f"http://127.0.0.1:{port}", timeout=2)
+    with pytest.raises(GatewayUnavailable, match="APIConnectionError"):
+        charge(gateway, "order-3", "pm_card_visa")
+
+
+@pytest.mark.django_db
+def test_the_process_runs_on_stripe_when_configured(localstripe, settings, place_orders):
+    """PAYMENT_GATEWAY=stripe: process_todos pays through localstripe and records the PaymentIntent id."""
+    from django.core.management import call_command
+
+    from orders.models import Order
+
+    settings.PAYMENT_GATEWAY = "stripe"
+    settings.STRIPE_API_KEY = "sk_test_localstripe"
+    settings.STRIPE_API_BASE = localstripe
+    paid, failed = place_orders(visa=2, declined=1)
+    call_command("process_todos")
+    orders = {o.order_id: o for o in Order.objects.all()}
+    assert all(orders[o].status == "confirmed" and orders[o].payment_id.startswith("pi_") for o in paid)
+    assert orders[failed[0]].status == "cancelled"
