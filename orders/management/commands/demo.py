@@ -21,8 +21,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--addrport", default="127.0.0.1:8000", help="Where the admin listens.")
-        parser.add_argument("--orders", type=int, default=20, help="Demo orders to place at start (default 20).")
-        parser.add_argument("--every", type=float, default=5.0, help="Place one more order every N seconds (0: off).")
+        parser.add_argument(
+            "--orders", type=int, default=20, help="Demo orders to place at start (default 20)."
+        )
+        parser.add_argument(
+            "--every", type=float, default=5.0, help="Place one more order every N seconds (0: off)."
+        )
 
     def handle(self, *args, addrport, orders, every, **options):
         if not settings.DEBUG:

@@ -1,0 +1,102 @@
+"""The admin is staff-only and read-only: state changes go through commands that append events."""
+
+import pytest
+from django.urls import reverse
+
+from eventstore.models import Event
+from orders.models import Order
+from tests.factories import PlacedOrderFactory
+from todolists.models import TodoItem
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def order_id(no_nudge):
+    from django.core.management import call_command
+
+    order_id = PlacedOrderFactory()
+    call_command("process_todos")
+    return order_id
+
+
+@pytest.fixture
+def staff_client(client, django_user_model):
+    user = django_user_model.objects.create_user("operator", password="pw-operator-123", is_staff=True)
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.set(Permission.objects.filter(codename__startswith="view_"))
+    client.force_login(user)
+    return client
+
+
+def test_anonymous_and_non_staff_users_are_sent_to_the_login(client, django_user_model, order_id):
+    url = reverse("admin:eventstore_event_changelist")
+    assert client.get(url).status_code == 302
+    client.force_login(django_user_model.objects.create_user("customer", password="pw-customer-123"))
+    response = client.get(url)
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "eventstore_event",
+        "eventstore_projectioncheckpoint",
+        "todolists_todoitem",
+        "orders_order",
+        "payments_payment",
+        "payments_inprocesscharge",
+    ],
+)
+def test_every_page_lists_for_staff_and_offers_no_add(staff_client, order_id, model):
+    response = staff_client.get(reverse(f"admin:{model}_changelist"))
+    assert response.status_code == 200
+    assert staff_client.get(reverse(f"admin:{model}_add")).status_code == 403
+
+
+def test_events_cannot_be_changed_or_deleted_through_the_admin(admin_client, order_id):
+    event = Event.objects.first()
+    change = reverse("admin:eventstore_event_change", args=[event.pk])
+    page = admin_client.get(change)
+    assert page.status_code == 200 and b'name="_save"' not in page.content
+    assert b"&quot;order_id&quot;" in page.content or b'"order_id"' in page.content  # pretty-printed JSON
+    assert admin_client.post(change, {"type": "Edited"}).status_code == 403
+    assert (
+        admin_client.post(
+            reverse("admin:eventstore_event_delete", args=[event.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    assert Event.objects.get(pk=event.pk).type == event.type
+
+
+def test_search_by_order_id_finds_the_order_and_its_items(staff_client, order_id):
+    orders = staff_client.get(reverse("admin:orders_order_changelist"), {"q": order_id})
+    assert order_id in orders.content.decode() and orders.context["cl"].result_count == 1
+    items = staff_client.get(reverse("admin:todolists_todoitem_changelist"), {"q": order_id})
+    assert items.context["cl"].result_count == 2  # payments to issue, orders to confirm
+    events = staff_client.get(reverse("admin:eventstore_event_changelist"), {"q": order_id})
+    assert len(events.context["cl"].result_list) == Event.objects.filter(correlation_id=order_id).count()
+
+
+def test_retry_now_is_an_admin_action_that_appends_an_event(admin_client, no_nudge, settings):
+    from django.core.management import call_command
+
+    settings.INPROCESS_GATEWAY_FAILURE_RATE = 1.0
+    settings.TODO_MAX_ATTEMPTS = 1
+    order_id = PlacedOrderFactory()
+    call_command("process_todos")
+    item = TodoItem.objects.get(list_name="payments_to_issue", key=order_id)
+    assert item.status == "parked"
+    settings.INPROCESS_GATEWAY_FAILURE_RATE = 0.0
+    response = admin_client.post(
+        reverse("admin:todolists_todoitem_changelist"),
+        {"action": "retry_now", "_selected_action": [item.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    retry = Event.objects.get(type="TodoRetryRequested")
+    assert retry.actor == "admin" and retry.correlation_id == order_id
+    call_command("process_todos")
+    assert Order.objects.get(order_id=order_id).status == "confirmed"
