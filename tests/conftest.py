@@ -12,9 +12,12 @@ from eventstore.projections import Projection, projection_catch_up, registry
 
 ON_POSTGRES = connection.vendor == "postgresql"
 
-requires_postgres = pytest.mark.skipif(
-    not ON_POSTGRES, reason="needs PostgreSQL (set DATABASE_URL=postgres://...); SQLite has no such behaviour"
-)
+
+def requires_postgres(why: str) -> pytest.MarkDecorator:
+    """Skip on SQLite, printing why the test is PostgreSQL-only."""
+    return pytest.mark.skipif(
+        not ON_POSTGRES, reason=f"PostgreSQL only ({why}); set DATABASE_URL=postgres://..."
+    )
 
 
 # --- database setup ----------------------------------------------------------------------------

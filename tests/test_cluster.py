@@ -7,13 +7,11 @@ from django_q.models import Schedule
 from eventstore.models import Event
 from orders.models import Order
 from payments.models import InProcessCharge
-from tests.conftest import requires_postgres
 from tests.factories import PlacedOrderFactory
 from todolists.automation import todo_lists_work
 from todolists.status import todo_lists_status
 
 
-@requires_postgres
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 def test_cluster_confirms_paid_orders_and_cancels_declined_ones(qcluster, wait_until):

@@ -92,7 +92,7 @@ def test_log_iter_reads_everything_in_batches():
     assert [e.data["n"] for e in log_iter(batch_size=3)] == list(range(7))
 
 
-@requires_postgres
+@requires_postgres("the append-only trigger is PostgreSQL's")
 @pytest.mark.parametrize(
     "statement",
     [

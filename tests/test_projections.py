@@ -56,7 +56,7 @@ def _commit_out_of_order(run_in_thread, wait_until) -> None:
     projection_catch_up(name="test_applied")
 
 
-@requires_postgres
+@requires_postgres("SQLite has one writer, so commits cannot reorder")
 def test_projector_never_skips_an_event_that_commits_out_of_position_order(
     applied_projection, run_in_thread, wait_until
 ):
@@ -65,7 +65,7 @@ def test_projector_never_skips_an_event_that_commits_out_of_position_order(
     assert len(applied_positions()) == 2
 
 
-@requires_postgres
+@requires_postgres("SQLite has one writer, so commits cannot reorder")
 def test_without_the_append_lock_the_same_scenario_skips_an_event(
     applied_projection, run_in_thread, wait_until, monkeypatch
 ):
@@ -76,7 +76,7 @@ def test_without_the_append_lock_the_same_scenario_skips_an_event(
     assert applied_positions() == [second]  # `first` committed after the checkpoint passed it
 
 
-@requires_postgres
+@requires_postgres("8 concurrent writers need a server database")
 def test_concurrent_appends_while_projecting_apply_every_event_once_in_order(
     applied_projection, run_in_thread
 ):
