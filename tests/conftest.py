@@ -268,3 +268,37 @@ def localstripe(wait_until):
     yield base
     proc.terminate()
     proc.wait(timeout=30)
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+def browser_page(live_server, monkeypatch):
+    """A page in Debian's headless Chromium, driven by Playwright, pointed at the live test server."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls here are synchronous.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        page = browser.new_page()
+        page.set_default_timeout(15000)
+        page.base_url = live_server.url
+        yield page
+        browser.close()
+        # Inside Playwright's loop the ORM got its own connection (asgiref context); close it.
+        connections.close_all()
