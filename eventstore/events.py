@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import decimal
+import functools
 import typing
 import uuid
 from collections.abc import Callable
@@ -108,11 +109,13 @@ def event_from_data(
     while schema_version < cls.schema_version:
         data = upcasters[schema_version](data)
         schema_version += 1
+    parsers = _field_parsers(cls)
+    return cls(
+        **{name: (parse(data[name]) if parse else data[name]) for name, parse in parsers if name in data}
+    )
+
+
+@functools.cache
+def _field_parsers(cls: type) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
     hints = typing.get_type_hints(cls)
-    values = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
-            continue
-        parse = _parser(hints[f.name])
-        values[f.name] = parse(data[f.name]) if parse else data[f.name]
-    return cls(**values)
+    return tuple((f.name, _parser(hints[f.name])) for f in dataclasses.fields(cls))

@@ -109,32 +109,31 @@ def event_append(
     """
     if not events:
         return []
-    with transaction.atomic():
-        _lock_log()
-        current = stream_version(stream_id=stream_id)
-        if expected_version is not None and current != expected_version:
-            raise ConcurrencyError(stream_id, expected_version, current)
-        now = timezone.now()
-        rows = [
-            Event(
-                stream_id=stream_id,
-                stream_version=current + i,
-                type=e.event_type,
-                schema_version=e.schema_version,
-                data=event_to_data(e),
-                correlation_id=correlation_id,
-                causation_id=causation_id,
-                actor=actor,
-                recorded_at=now,
-            )
-            for i, e in enumerate(events, start=1)
-        ]
-        try:
-            with transaction.atomic():
-                Event.objects.bulk_create(rows)
-        except IntegrityError:
-            # Only reachable if something appended without the lock; still all or nothing.
-            raise ConcurrencyError(stream_id, current, stream_version(stream_id=stream_id)) from None
+    try:
+        with transaction.atomic():
+            _lock_log()
+            current = stream_version(stream_id=stream_id)
+            if expected_version is not None and current != expected_version:
+                raise ConcurrencyError(stream_id, expected_version, current)
+            now = timezone.now()
+            rows = [
+                Event(
+                    stream_id=stream_id,
+                    stream_version=current + i,
+                    type=e.event_type,
+                    schema_version=e.schema_version,
+                    data=event_to_data(e),
+                    correlation_id=correlation_id,
+                    causation_id=causation_id,
+                    actor=actor,
+                    recorded_at=now,
+                )
+                for i, e in enumerate(events, start=1)
+            ]
+            Event.objects.bulk_create(rows)
+    except IntegrityError:
+        # Only reachable if something appended without the lock; the block rolled back as a whole.
+        raise ConcurrencyError(stream_id, current, stream_version(stream_id=stream_id)) from None
     return [RecordedEvent.from_row(r) for r in rows]
 
 

@@ -83,25 +83,41 @@ def _projection(todo: TodoList) -> Projection:
     def items(event: RecordedEvent, k: str | None = None):
         return TodoItem.objects.filter(list_name=todo.name, key=k if k is not None else event.data["key"])
 
+    reopened = {
+        "status": TodoItem.Status.OPEN,
+        "closed_at": None,
+        "closed_position": None,
+        "closed_by": "",
+        "attempts": 0,
+        "last_error": "",
+        "next_attempt_at": None,
+        "parked_at": None,
+    }
+
     def on_open(event: RecordedEvent) -> None:
-        TodoItem.objects.update_or_create(
+        # One upsert (INSERT ... ON CONFLICT DO UPDATE): an item opened again starts afresh.
+        item = TodoItem(
             list_name=todo.name,
             key=key(event),
-            defaults={
-                "correlation_id": event.correlation_id,
-                "status": TodoItem.Status.OPEN,
-                "payload": event.data,
-                "opened_at": event.recorded_at,
-                "opened_position": event.position,
-                "opened_by": event.type,
-                "closed_at": None,
-                "closed_position": None,
-                "closed_by": "",
-                "attempts": 0,
-                "last_error": "",
-                "next_attempt_at": None,
-                "parked_at": None,
-            },
+            correlation_id=event.correlation_id,
+            payload=event.data,
+            opened_at=event.recorded_at,
+            opened_position=event.position,
+            opened_by=event.type,
+            **reopened,
+        )
+        TodoItem.objects.bulk_create(
+            [item],
+            update_conflicts=True,
+            unique_fields=["list_name", "key"],
+            update_fields=[
+                "correlation_id",
+                "payload",
+                "opened_at",
+                "opened_position",
+                "opened_by",
+                *reopened,
+            ],
         )
 
     def on_close(event: RecordedEvent) -> None:
