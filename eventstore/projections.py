@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from eventstore.models import ProjectionCheckpoint
+from eventstore.registry import Registry
 from eventstore.store import RecordedEvent, log_head, log_read
 
 Handler = Callable[[RecordedEvent], None]
@@ -37,38 +38,7 @@ class Projection:
         return sorted(self.handlers)
 
 
-class ProjectionNotFound(LookupError):
-    pass
-
-
-class ProjectionRegistry:
-    def __init__(self) -> None:
-        self._projections: dict[str, Projection] = {}
-
-    def register(self, projection: Projection) -> Projection:
-        if projection.name in self._projections and self._projections[projection.name] is not projection:
-            raise ValueError(f"Projection {projection.name!r} is already registered")
-        self._projections[projection.name] = projection
-        return projection
-
-    def unregister(self, name: str) -> None:
-        self._projections.pop(name, None)
-
-    def get(self, name: str) -> Projection:
-        try:
-            return self._projections[name]
-        except KeyError:
-            known = ", ".join(sorted(self._projections)) or "none"
-            raise ProjectionNotFound(f"Unknown projection {name!r} (known: {known})") from None
-
-    def names(self) -> list[str]:
-        return sorted(self._projections)
-
-    def all(self) -> list[Projection]:
-        return [self._projections[n] for n in self.names()]
-
-
-registry = ProjectionRegistry()
+registry: Registry[Projection] = Registry("projection")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from eventstore.projections import Projection
 from eventstore.projections import registry as projection_registry
+from eventstore.registry import Registry
 from eventstore.store import RecordedEvent
 from todolists.models import TodoItem
 
@@ -39,38 +40,25 @@ class TodoList:
         return f"todo:{self.name}"
 
 
-class TodoListRegistry:
-    def __init__(self) -> None:
-        self._lists: dict[str, TodoList] = {}
+class TodoListRegistry(Registry[TodoList]):
+    """Registering a list also registers its projection with the engine."""
 
     def register(self, todo: TodoList) -> TodoList:
-        self._lists[todo.name] = todo
+        super().register(todo)
         projection_registry.register(_projection(todo))
         return todo
 
-    def unregister(self, name: str) -> None:
-        todo = self._lists.pop(name, None)
+    def unregister(self, name: str) -> TodoList | None:
+        todo = super().unregister(name)
         if todo:
             projection_registry.unregister(todo.projection_name)
-
-    def get(self, name: str) -> TodoList:
-        try:
-            return self._lists[name]
-        except KeyError:
-            known = ", ".join(sorted(self._lists)) or "none"
-            raise LookupError(f"Unknown TODO list {name!r} (known: {known})") from None
-
-    def names(self) -> list[str]:
-        return sorted(self._lists)
-
-    def all(self) -> list[TodoList]:
-        return [self._lists[n] for n in self.names()]
+        return todo
 
     def opened_by(self, event_types: set[str]) -> list[str]:
         return [t.name for t in self.all() if event_types & set(t.opened_by)]
 
 
-registry = TodoListRegistry()
+registry = TodoListRegistry("TODO list")
 
 
 def _projection(todo: TodoList) -> Projection:

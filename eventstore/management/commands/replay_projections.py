@@ -2,7 +2,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from eventstore.projections import ProjectionNotFound, projection_replay, registry
+from eventstore.projections import projection_replay, registry
+from eventstore.registry import NotRegistered
 from eventstore.store import log_head
 
 
@@ -24,7 +25,7 @@ class Command(BaseCommand):
             raise CommandError("--batch-size must be a positive integer.")
         try:
             selected = [registry.get(n).name for n in names] or registry.names()
-        except ProjectionNotFound as exc:
+        except NotRegistered as exc:
             raise CommandError(str(exc)) from None
         head = log_head()
         halted = []
