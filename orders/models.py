@@ -23,6 +23,7 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-placed_at"]
+        permissions = [("cancel_order", "Can cancel orders (records OrderCancelled)")]
         indexes = [models.Index(fields=["status", "placed_at"], name="order_status_idx")]
 
     def __str__(self) -> str:

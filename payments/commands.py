@@ -18,6 +18,7 @@ class Outcome(enum.StrEnum):
     ISSUED = "issued"
     FAILED = "failed"
     ALREADY_DECIDED = "already decided"
+    ORDER_CANCELLED = "order cancelled"
 
 
 def payment_stream(order_id: str) -> str:
@@ -38,7 +39,10 @@ def payment_issue(*, order_id: str, gateway: PaymentGateway | None = None) -> Ou
     history = stream_read(stream_id=stream)
     if any(e.type in OUTCOMES for e in history):
         return Outcome.ALREADY_DECIDED  # a lagging list or a second worker: never charge again
-    [placed] = correlation_read(correlation_id=order_id, types=["OrderPlaced"])
+    order = correlation_read(correlation_id=order_id, types=["OrderPlaced", "OrderCancelled"])
+    if any(e.type == "OrderCancelled" for e in order):
+        return Outcome.ORDER_CANCELLED  # nothing to charge; the cancellation closes the item
+    [placed] = [e for e in order if e.type == "OrderPlaced"]
     amount = decimal.Decimal(placed.data["amount"])
     currency = placed.data["currency"]
     gateway = gateway or get_gateway()

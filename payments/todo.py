@@ -1,4 +1,5 @@
-"""The "payments to issue" list: opened by OrderPlaced, closed by the payment's outcome."""
+"""The "payments to issue" list: opened by OrderPlaced, closed by the payment's outcome, or by the
+order's cancellation (an operator cancelled it before it was paid)."""
 
 from payments.commands import payment_attempt_failed_record, payment_issue
 from todolists.lists import TodoList
@@ -13,7 +14,7 @@ payments_to_issue = TodoList(
     name="payments_to_issue",
     title="Payments to issue",
     opened_by=("OrderPlaced",),
-    closed_by=("PaymentIssued", "PaymentFailed"),
+    closed_by=("PaymentIssued", "PaymentFailed", "OrderCancelled"),
     work=issue_payment,
     failed_by=("PaymentAttemptFailed",),
     record_failure=payment_attempt_failed_record,

@@ -100,3 +100,42 @@ def test_retry_now_is_an_admin_action_that_appends_an_event(admin_client, no_nud
     assert retry.actor == "admin" and retry.correlation_id == order_id
     call_command("process_todos")
     assert Order.objects.get(order_id=order_id).status == "confirmed"
+
+
+def test_an_operator_can_cancel_an_unpaid_order_which_closes_its_payment(admin_client, no_nudge):
+    from django.core.management import call_command
+
+    from eventstore.projections import projections_catch_up
+
+    order_id = PlacedOrderFactory()
+    projections_catch_up()  # the order shows in the admin; nobody has worked the lists yet
+    response = admin_client.post(
+        reverse("admin:orders_order_changelist"),
+        {"action": "cancel", "_selected_action": [order_id]},
+        follow=True,
+    )
+    assert "Recorded OrderCancelled for 1 order(s)" in response.content.decode()
+    call_command("process_todos")
+    assert Order.objects.get(order_id=order_id).status == "cancelled"
+    item = TodoItem.objects.get(list_name="payments_to_issue", key=order_id)
+    assert (item.status, item.closed_by) == ("done", "OrderCancelled")
+    assert not Event.objects.filter(type__startswith="Payment").exists()  # never charged
+
+
+def test_view_only_staff_cannot_run_operator_actions(staff_client, order_id):
+    response = staff_client.post(
+        reverse("admin:orders_order_changelist"),
+        {"action": "cancel", "_selected_action": [order_id]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert not Event.objects.filter(type="OrderCancelled").exists()
+    page = staff_client.get(reverse("admin:todolists_todoitem_changelist")).content.decode()
+    assert "retry_now" not in page
+
+
+def test_the_order_page_tells_the_whole_story(admin_client, order_id):
+    page = admin_client.get(reverse("admin:orders_order_change", args=[order_id])).content.decode()
+    for event_type in ["OrderPlaced", "PaymentIssued", "OrderConfirmed"]:
+        assert event_type in page
+    assert "payments_to_issue" in page and "orders_to_confirm" in page

@@ -202,3 +202,12 @@ def test_replay_of_one_list_keeps_its_open_items(place_orders):
     projection_replay(name="todo:orders_to_confirm")
     assert process_snapshot() == before
     assert TodoItem.objects.filter(list_name="orders_to_confirm", status="open").count() == 3
+
+
+def test_an_order_cancelled_while_its_payment_waits_is_never_charged(place_orders, monkeypatch):
+    from orders.commands import order_cancel
+
+    [order_id], _ = place_orders(visa=1, declined=0)
+    order_cancel(order_id=order_id, reason="customer called")
+    monkeypatch.setattr(InProcessGateway, "charge", lambda *a, **k: pytest.fail("charged a cancelled order"))
+    assert payment_issue(order_id=order_id) == Outcome.ORDER_CANCELLED

@@ -38,13 +38,16 @@ class TodoItemAdmin(ReadOnlyAdmin):
     def opening_event(self, obj: TodoItem) -> str:
         return pretty_json(obj.payload)
 
-    @admin.action(description="Retry now (records TodoRetryRequested)")
+    def has_operate_permission(self, request) -> bool:
+        return request.user.has_perm("todolists.operate_todoitem")
+
+    @admin.action(description="Retry now (records TodoRetryRequested)", permissions=["operate"])
     def retry_now(self, request, queryset):
         self._each(
             request, queryset, lambda item: todo_item_retry(item=item, actor=request.user.get_username())
         )
 
-    @admin.action(description="Park (records TodoItemParked)")
+    @admin.action(description="Park (records TodoItemParked)", permissions=["operate"])
     def park(self, request, queryset):
         self._each(
             request,

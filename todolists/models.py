@@ -34,6 +34,7 @@ class TodoItem(models.Model):
 
     class Meta:
         ordering = ["opened_position"]
+        permissions = [("operate_todoitem", "Can retry or park TODO items (records events)")]
         constraints = [models.UniqueConstraint(fields=["list_name", "key"], name="todo_item_list_key_unique")]
         indexes = [
             models.Index(fields=["list_name", "status", "next_attempt_at"], name="todo_item_due_idx"),
