@@ -196,42 +196,83 @@ def database_url_for_subprocess() -> str:
 
 
 @pytest.fixture
-def qcluster(tmp_path, wait_until):
-    """A real `manage.py qcluster` on the test database; stopped with SIGTERM, which must exit 0."""
+def start_qcluster(tmp_path, wait_until):
+    """Start real `manage.py qcluster` processes on the test database (one per "machine").
+
+    Each is stopped with SIGTERM to its main pid at teardown and must exit 0.
+    """
     import signal
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    log_path = tmp_path / "qcluster.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url_for_subprocess(),
-        "Q_WORKERS": "2",
-        "Q_LOG_LEVEL": "INFO",
-        "TODO_NUDGE": "true",
-    }
-    env.pop("REDIS_URL", None)
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT
+    started = []
+
+    def start(**extra_env: str) -> subprocess.Popen:
+        log_path = tmp_path / f"qcluster-{len(started)}.log"
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url_for_subprocess(),
+            "Q_WORKERS": "2",
+            "Q_LOG_LEVEL": "INFO",
+        }
+        env.pop("REDIS_URL", None)
+        env.update(extra_env)
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "manage.py", "qcluster"],
+                cwd=root,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        proc.log_path = log_path
+        started.append(proc)
+        wait_until(
+            lambda: "running" in log_path.read_text() or proc.poll() is not None,
+            timeout=60,
+            message="qcluster start",
         )
-    wait_until(
-        lambda: "running" in log_path.read_text() or proc.poll() is not None,
-        timeout=60,
-        message="qcluster start",
-    )
-    assert proc.poll() is None, f"qcluster died:\n{log_path.read_text()}"
-    proc.log_path = log_path
-    yield proc
-    proc.send_signal(signal.SIGTERM)  # the main pid only: django-q2 stops its own children
+        assert proc.poll() is None, f"qcluster died:\n{log_path.read_text()}"
+        return proc
+
+    yield start
+    failures = []
+    for proc in started:
+        proc.send_signal(signal.SIGTERM)  # the main pid only: django-q2 stops its own children
+    for proc in started:
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = "timeout"
+        if code != 0:
+            failures.append(f"qcluster exited {code}:\n{proc.log_path.read_text()[-3000:]}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.fixture
+def qcluster(start_qcluster):
+    return start_qcluster()
+
+
+REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+def redis_broker():
+    """The Redis test database (db 15), emptied; skipped with a reason if Redis is not running."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2)
     try:
-        code = proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        pytest.fail(f"qcluster did not stop within 60s of SIGTERM:\n{log_path.read_text()[-3000:]}")
-    assert code == 0, f"qcluster exited {code}:\n{log_path.read_text()[-3000:]}"
+        client.ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip(f"Redis is not running at {REDIS_TEST_URL} (.ci/run starts it)")
+    client.flushdb()
+    yield REDIS_TEST_URL
+    client.flushdb()
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """End to end on a real django-q2 cluster: nudges after commit, the minute schedule, clean stop."""
 
+
 import pytest
 from django.db.models import Count
 from django_q.models import Schedule
@@ -66,3 +67,77 @@ def test_the_sweep_task_works_every_list(no_nudge):
     assert "payments_to_issue: 1 worked" in sweep()
     assert Order.objects.get().status == "confirmed"
     assert todo_lists_work() is not None
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_when_every_nudge_is_lost_the_minute_schedule_still_does_the_work(
+    start_qcluster, wait_until, no_nudge
+):
+    """TODO_NUDGE off stands in for a lost task: only django-q2's own scheduler can get the work done."""
+    from importlib import import_module
+
+    from django.apps import apps
+    from django.utils import timezone
+
+    import_module("todolists.migrations.0002_sweep_schedule").create_schedule(
+        apps, None
+    )  # flushed by earlier tests
+    Schedule.objects.filter(name="todolists.sweep").update(
+        next_run=timezone.now() - timezone.timedelta(minutes=1)
+    )
+    orders = [PlacedOrderFactory() for _ in range(3)] + [PlacedOrderFactory(declined=True)]
+    cluster = start_qcluster()
+    # django-q2 checks schedules about every 30 s, the first time about 30 s after it starts.
+    wait_until(
+        lambda: (
+            Order.objects.filter(status__in=["confirmed", "cancelled"]).count() == 4
+            or cluster.poll() is not None
+        ),
+        timeout=150,
+        message="the scheduled sweep to finish 4 orders",
+    )
+    assert cluster.poll() is None, cluster.log_path.read_text()[-3000:]
+    assert sorted(Order.objects.values_list("status", flat=True)) == ["cancelled"] + ["confirmed"] * 3
+    assert InProcessCharge.objects.filter(order_id__in=orders).count() == 4
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_two_clusters_on_a_redis_broker_share_the_work_and_charge_once(
+    start_qcluster, redis_broker, wait_until
+):
+    """Scale-out: two "machines" run a qcluster each on Redis; orders come from another process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import database_url_for_subprocess
+
+    clusters = [start_qcluster(REDIS_URL=redis_broker, Q_WORKERS="1") for _ in range(2)]
+    env = {
+        **__import__("os").environ,
+        "DATABASE_URL": database_url_for_subprocess(),
+        "REDIS_URL": redis_broker,
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "simulate", "--orders", "40", "--decline-rate", "0.25", "--seed", "7"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    wait_until(
+        lambda: (
+            Order.objects.filter(status__in=["confirmed", "cancelled"]).count() == 40
+            or any(c.poll() is not None for c in clusters)
+        ),
+        timeout=120,
+        message="40 terminal orders",
+    )
+    assert all(c.poll() is None for c in clusters)
+    charges = InProcessCharge.objects.values("order_id").annotate(n=Count("pk"))
+    assert len(charges) == 40 and {r["n"] for r in charges} == {1}
+    issued = Event.objects.filter(type="PaymentIssued").values("correlation_id").annotate(n=Count("pk"))
+    assert {r["n"] for r in issued} == {1}
+    assert Order.objects.filter(status="confirmed").count() == len(issued)
