@@ -1,6 +1,5 @@
 """End to end on a real django-q2 cluster: nudges after commit, the minute schedule, clean stop."""
 
-
 import pytest
 from django.db.models import Count
 from django_q.models import Schedule
