@@ -37,7 +37,7 @@ def _state(events: Sequence[RecordedEvent]) -> str:
     return "placed"
 
 
-def _parse_amount(amount: decimal.Decimal | str) -> decimal.Decimal:
+def parse_amount(amount: decimal.Decimal | str) -> decimal.Decimal:
     try:
         value = decimal.Decimal(str(amount).strip())
     except decimal.InvalidOperation:
@@ -61,7 +61,7 @@ def order_place(
     actor: str = "system",
 ) -> str:
     """Place an order; returns its id. Opens an item on "payments to issue"."""
-    value = _parse_amount(amount)
+    value = parse_amount(amount)
     currency = currency.strip().upper()
     if currency not in CURRENCIES:
         raise OrderRejected(
