@@ -125,7 +125,10 @@ def _clear_error(checkpoint: ProjectionCheckpoint) -> None:
 def projection_catch_up(
     *, name: str, batch_size: int = 500, progress: Callable[[int], None] | None = None
 ) -> CatchUpResult:
-    """Apply every event after the checkpoint, a batch per transaction, until caught up or halted."""
+    """Apply every event after the checkpoint, a batch per transaction, until caught up or halted.
+
+    `progress` is called with the checkpoint position after each batch.
+    """
     projection = registry.get(name)
     applied = 0
     while True:
@@ -133,8 +136,8 @@ def projection_catch_up(
             checkpoint = _checkpoint_locked(name)
             n, done = _apply_batch(projection, checkpoint, batch_size)
         applied += n
-        if progress and n:
-            progress(n)
+        if progress:
+            progress(checkpoint.position)
         if done:
             return CatchUpResult(name, applied, checkpoint.position, checkpoint.error_message)
 
@@ -162,8 +165,8 @@ def projection_replay(
         while True:
             n, done = _apply_batch(projection, checkpoint, batch_size)
             applied += n
-            if progress and n:
-                progress(n)
+            if progress:
+                progress(checkpoint.position)
             if done:
                 break
     return CatchUpResult(name, applied, checkpoint.position, checkpoint.error_message)

@@ -44,5 +44,9 @@ class Command(BaseCommand):
             return projection_replay(name=name, batch_size=batch_size)
         from tqdm import tqdm
 
-        with tqdm(total=head, desc=name, unit="ev", file=sys.stdout, leave=False) as bar:
-            return projection_replay(name=name, batch_size=batch_size, progress=bar.update)
+        with tqdm(total=head, desc=name, unit=" positions", file=sys.stdout, leave=False) as bar:
+
+            def advance(position: int) -> None:
+                bar.update(position - bar.n)
+
+            return projection_replay(name=name, batch_size=batch_size, progress=advance)
