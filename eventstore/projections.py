@@ -30,7 +30,9 @@ Handler = Callable[[RecordedEvent], None]
 class Projection:
     name: str
     handlers: Mapping[str, Handler]
-    reset: Callable[[], None]
+    reset: Callable[[], object]
+    """Empties the projection's tables before a replay. If it returns a callable, that runs after
+    the rebuild (to put back operational state, such as claims, that the log does not hold)."""
     title: str = ""
 
     @property
@@ -157,19 +159,32 @@ def projection_replay(
     """
     projection = registry.get(name)
     applied = 0
-    with transaction.atomic():
-        checkpoint = _checkpoint_locked(name)
-        projection.reset()
-        checkpoint.position = 0
-        _clear_error(checkpoint)
-        while True:
-            n, done = _apply_batch(projection, checkpoint, batch_size)
-            applied += n
-            if progress:
-                progress(checkpoint.position)
-            if done:
-                break
-    return CatchUpResult(name, applied, checkpoint.position, checkpoint.error_message)
+    try:
+        with transaction.atomic():
+            checkpoint = _checkpoint_locked(name)
+            restore = projection.reset()
+            checkpoint.position = 0
+            _clear_error(checkpoint)
+            while True:
+                n, done = _apply_batch(projection, checkpoint, batch_size)
+                applied += n
+                if checkpoint.error_position is not None:
+                    raise _ReplayHalted(checkpoint.error_message)
+                if progress:
+                    progress(checkpoint.position)
+                if done:
+                    break
+            if callable(restore):
+                restore()
+    except _ReplayHalted as halted:
+        # Rolled back: a half-built projection never replaces the working one.
+        live = ProjectionCheckpoint.objects.get(name=name)
+        return CatchUpResult(name, 0, live.position, f"replay rolled back: {halted}")
+    return CatchUpResult(name, applied, checkpoint.position, "")
+
+
+class _ReplayHalted(Exception):
+    pass
 
 
 def projection_status(*, name: str | None = None) -> list[ProjectionStatus]:

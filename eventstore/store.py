@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -100,12 +100,17 @@ def event_append(
     correlation_id: str = "",
     causation_id: str = "",
     actor: str = "system",
+    guard: Callable[[], None] | None = None,
 ) -> list[RecordedEvent]:
     """Append `events` to one stream, all or nothing.
 
     `expected_version` is the stream version the caller decided on (0 for a new stream); if the
     stream has moved, ConcurrencyError is raised and nothing is written. None appends at the end
     whatever the version (for facts that do not depend on the stream's state).
+
+    `guard` runs under the append lock, after the version check: no other append can interleave,
+    so it may read other streams and raise to refuse the append (a decision across two streams,
+    such as "cancel only if no payment has started").
     """
     if not events:
         return []
@@ -115,6 +120,8 @@ def event_append(
             current = stream_version(stream_id=stream_id)
             if expected_version is not None and current != expected_version:
                 raise ConcurrencyError(stream_id, expected_version, current)
+            if guard is not None:
+                guard()
             now = timezone.now()
             rows = [
                 Event(

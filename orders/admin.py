@@ -3,7 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from eventstore.admin import ReadOnlyAdmin
-from eventstore.store import correlation_read
+from eventstore.store import ConcurrencyError, correlation_read
 from orders.commands import OrderRejected, order_cancel
 from orders.models import Order
 from todolists.models import TodoItem
@@ -90,6 +90,6 @@ class OrderAdmin(ReadOnlyAdmin):
                     actor=request.user.get_username(),
                 )
                 cancelled += 1
-            except OrderRejected as exc:
+            except (OrderRejected, ConcurrencyError) as exc:
                 self.message_user(request, str(exc), messages.WARNING)
         self.message_user(request, f"Recorded OrderCancelled for {cancelled} order(s).")

@@ -18,6 +18,10 @@ MAX_AMOUNT = decimal.Decimal("999999.99")  # Stripe's ceiling for a single charg
 PAYMENT_METHOD = re.compile(r"^pm_[A-Za-z0-9_]{1,96}$")
 
 
+# Payment facts orders reads by their published type names (it never imports payments).
+PAYMENT_FACTS = ("PaymentStarted", "PaymentIssued", "PaymentFailed")
+
+
 class OrderRejected(ValueError):
     """The command was refused; the message says why. Nothing was appended."""
 
@@ -120,8 +124,26 @@ def order_confirm(*, order_id: str, actor: str = "system") -> None:
 
 
 def order_cancel(*, order_id: str, reason: str, actor: str = "system", causation_id: str = "") -> None:
-    """Cancel an open order."""
+    """Cancel an open order whose payment has not started, or has failed.
+
+    Once a charge may be under way (PaymentStarted) the order waits for the payment's outcome: a
+    cancellation must never race a charge, and refunds are not part of this process.
+    """
     events = _load_open(order_id, "cancel")
+
+    def payment_allows_cancel() -> None:
+        # Runs under the log's append lock, so the payment cannot start between check and append.
+        payment = {e.type for e in correlation_read(correlation_id=order_id, types=PAYMENT_FACTS)}
+        if "PaymentIssued" in payment:
+            raise OrderRejected(
+                f"cannot cancel order {order_id}: it has been paid (refunds are not supported)"
+            )
+        if "PaymentStarted" in payment and "PaymentFailed" not in payment:
+            raise OrderRejected(
+                f"cannot cancel order {order_id}: its payment is in progress; cancel it once the payment "
+                "has failed, or retry the parked payment"
+            )
+
     event_append(
         stream_id=order_stream(order_id),
         events=[OrderCancelled(order_id=order_id, reason=reason)],
@@ -129,6 +151,7 @@ def order_cancel(*, order_id: str, reason: str, actor: str = "system", causation
         correlation_id=order_id,
         causation_id=causation_id,
         actor=actor,
+        guard=payment_allows_cancel,
     )
 
 

@@ -7,7 +7,7 @@ import decimal
 import enum
 
 from eventstore.store import ConcurrencyError, correlation_read, event_append, stream_read
-from payments.events import PaymentAttemptFailed, PaymentFailed, PaymentIssued
+from payments.events import PaymentAttemptFailed, PaymentFailed, PaymentIssued, PaymentStarted
 from payments.gateway import PaymentDeclined, PaymentGateway, get_gateway
 from todolists.automation import todo_lists_nudge
 
@@ -39,10 +39,14 @@ def payment_issue(*, order_id: str, gateway: PaymentGateway | None = None) -> Ou
     history = stream_read(stream_id=stream)
     if any(e.type in OUTCOMES for e in history):
         return Outcome.ALREADY_DECIDED  # a lagging list or a second worker: never charge again
-    order = correlation_read(correlation_id=order_id, types=["OrderPlaced", "OrderCancelled"])
-    if any(e.type == "OrderCancelled" for e in order):
-        return Outcome.ORDER_CANCELLED  # nothing to charge; the cancellation closes the item
-    [placed] = [e for e in order if e.type == "OrderPlaced"]
+    [placed] = correlation_read(correlation_id=order_id, types=["OrderPlaced"])
+    version = len(history)
+    if not any(e.type == "PaymentStarted" for e in history):
+        try:
+            _start(order_id=order_id, expected_version=version, causation_id=str(placed.position))
+        except _OrderCancelled:
+            return Outcome.ORDER_CANCELLED  # nothing to charge; the cancellation closes the item
+        version += 1
     amount = decimal.Decimal(placed.data["amount"])
     currency = placed.data["currency"]
     gateway = gateway or get_gateway()
@@ -67,7 +71,7 @@ def payment_issue(*, order_id: str, gateway: PaymentGateway | None = None) -> Ou
         event_append(
             stream_id=stream,
             events=[event],
-            expected_version=len(history),
+            expected_version=version,
             correlation_id=order_id,
             causation_id=str(placed.position),
             actor="automation",
@@ -80,6 +84,27 @@ def payment_issue(*, order_id: str, gateway: PaymentGateway | None = None) -> Ou
         raise
     todo_lists_nudge(event_types={event.event_type})
     return outcome
+
+
+class _OrderCancelled(Exception):
+    pass
+
+
+def _start(*, order_id: str, expected_version: int, causation_id: str) -> None:
+    def order_not_cancelled() -> None:
+        # Runs under the log's append lock: no cancellation can slip in between check and append.
+        if correlation_read(correlation_id=order_id, types=["OrderCancelled"]):
+            raise _OrderCancelled
+
+    event_append(
+        stream_id=payment_stream(order_id),
+        events=[PaymentStarted(order_id=order_id, idempotency_key=payment_idempotency_key(order_id))],
+        expected_version=expected_version,
+        correlation_id=order_id,
+        causation_id=causation_id,
+        actor="automation",
+        guard=order_not_cancelled,
+    )
 
 
 def payment_attempt_failed_record(*, item, attempt: int, error: str, retry_at: datetime.datetime) -> None:

@@ -5,6 +5,16 @@ import decimal
 from eventstore.events import event_type
 
 
+@event_type("PaymentStarted")
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PaymentStarted:
+    """Recorded before the first charge attempt. From here on the order cannot be cancelled until
+    the payment is decided, so a cancellation can never race a charge."""
+
+    order_id: str
+    idempotency_key: str
+
+
 @event_type("PaymentIssued")
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PaymentIssued:

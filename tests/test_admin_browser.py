@@ -31,7 +31,7 @@ def test_an_operator_follows_an_order_through_the_admin(browser_page, django_use
 
     page.goto(f"{page.base_url}/admin/eventstore/event/?q={paid}")
     types = page.locator("#result_list tbody td.field-type").all_inner_texts()
-    assert types == ["OrderPlaced", "PaymentIssued", "OrderConfirmed"]
+    assert types == ["OrderPlaced", "PaymentStarted", "PaymentIssued", "OrderConfirmed"]
 
     page.goto(f"{page.base_url}/admin/todolists/todoitem/?list_name__exact=payments_to_issue")
     assert page.locator("#result_list tbody tr").count() == 2

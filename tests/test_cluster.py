@@ -8,7 +8,6 @@ from eventstore.models import Event
 from orders.models import Order
 from payments.models import InProcessCharge
 from tests.factories import PlacedOrderFactory
-from todolists.automation import todo_lists_work
 from todolists.status import todo_lists_status
 
 
@@ -65,7 +64,6 @@ def test_the_sweep_task_works_every_list(no_nudge):
     PlacedOrderFactory()
     assert "payments_to_issue: 1 worked" in sweep()
     assert Order.objects.get().status == "confirmed"
-    assert todo_lists_work() is not None
 
 
 @pytest.mark.e2e
@@ -86,7 +84,7 @@ def test_when_every_nudge_is_lost_the_minute_schedule_still_does_the_work(
         next_run=timezone.now() - timezone.timedelta(minutes=1)
     )
     orders = [PlacedOrderFactory() for _ in range(3)] + [PlacedOrderFactory(declined=True)]
-    cluster = start_qcluster()
+    cluster = start_qcluster(TODO_NUDGE="false")  # the cluster's own outcomes nudge nothing either
     # django-q2 checks schedules about every 30 s, the first time about 30 s after it starts.
     wait_until(
         lambda: (

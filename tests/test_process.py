@@ -1,10 +1,13 @@
 """The order-to-payment process worked inline (`process_todos`): outcomes, replay, failures, claims."""
 
+import collections
+import datetime
 import threading
 
 import pytest
 from django.core.management import call_command
 from django.db.models import Count
+from django.utils import timezone
 
 from eventstore.models import Event
 from eventstore.projections import projection_replay, projections_catch_up, registry
@@ -14,7 +17,7 @@ from payments.commands import Outcome, payment_issue
 from payments.events import PaymentIssued
 from payments.gateway import GatewayUnavailable, InProcessGateway
 from payments.models import InProcessCharge, Payment
-from tests.conftest import process_snapshot
+from tests.conftest import process_snapshot, requires_postgres
 from todolists.automation import todo_item_retry, todo_list_work
 from todolists.models import TodoItem
 from todolists.status import todo_lists_status
@@ -159,26 +162,107 @@ def test_an_unexpected_error_in_an_automation_is_a_visible_failed_attempt(
     assert "KeyError" in item.last_error and item.next_attempt_at is not None
 
 
+def counting_charges(monkeypatch) -> collections.Counter:
+    """Count gateway calls per idempotency key (idempotency would hide a second call otherwise)."""
+    calls: collections.Counter = collections.Counter()
+    real_charge = InProcessGateway.charge
+
+    def charge(self, **kwargs):
+        calls[kwargs["idempotency_key"]] += 1
+        return real_charge(self, **kwargs)
+
+    monkeypatch.setattr(InProcessGateway, "charge", charge)
+    return calls
+
+
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_never_work_the_same_item(place_orders, settings, run_in_thread):
+def test_two_workers_never_work_the_same_item(place_orders, settings, run_in_thread, monkeypatch):
     settings.INPROCESS_GATEWAY_LATENCY_MS = 20  # keep both workers busy at the same time
-    place_orders(visa=30, declined=0)
-    worked = []
+    paid, _ = place_orders(visa=30, declined=0)
+    calls = counting_charges(monkeypatch)
+    worked = collections.Counter()
     start = threading.Barrier(2)
 
     def worker(name):
         start.wait(10)
-        while result := todo_list_work(list_name="payments_to_issue", limit=3, worker=name):
-            worked.append(result.worked)
-            if not result.worked:
-                return
+        worked[name] = todo_list_work(list_name="payments_to_issue", batch=3, worker=name).worked
 
     threads = [run_in_thread(lambda: worker("w1")), run_in_thread(lambda: worker("w2"))]
     for t in threads:
         t.join(timeout=120)
-    assert sum(worked) == 30
-    assert InProcessCharge.objects.count() == 30
+    assert sum(worked.values()) == 30
+    assert sorted(calls) == sorted(f"order-{o}-payment" for o in paid)
+    assert set(calls.values()) == {1}
     assert events_of("PaymentIssued") == 30
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_crashed_workers_item_is_taken_over_when_its_lease_runs_out(place_orders, settings, monkeypatch):
+    [order_id], _ = place_orders(visa=1, declined=0)
+    projections_catch_up()
+    # A worker claimed the item and died: its lease ran out a second ago.
+    TodoItem.objects.filter(key=order_id).update(
+        claimed_by="dead-host:1", claimed_until=timezone.now() - datetime.timedelta(seconds=1)
+    )
+    calls = counting_charges(monkeypatch)
+    assert todo_list_work(list_name="payments_to_issue", worker="live-host:2").worked == 1
+    assert calls == {f"order-{order_id}-payment": 1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_live_lease_keeps_other_workers_off(place_orders):
+    [order_id], _ = place_orders(visa=1, declined=0)
+    projections_catch_up()
+    TodoItem.objects.filter(key=order_id).update(
+        claimed_by="busy-host:1", claimed_until=timezone.now() + datetime.timedelta(seconds=60)
+    )
+    assert todo_list_work(list_name="payments_to_issue", worker="other-host:2").worked == 0
+    assert not InProcessCharge.objects.exists()
+
+
+def test_a_worker_whose_lease_ran_out_does_not_act(place_orders, settings, monkeypatch):
+    """Between claim and work the lease expired and another worker took the item: skip it."""
+    from todolists import automation
+
+    [order_id], _ = place_orders(visa=1, declined=0)
+    real_claim = automation._claim
+
+    def claim_then_lose_it(todo, *, worker, limit):
+        items = real_claim(todo, worker=worker, limit=limit)
+        TodoItem.objects.filter(key=order_id).update(claimed_by="faster-host:9")
+        return items
+
+    monkeypatch.setattr(automation, "_claim", claim_then_lose_it)
+    calls = counting_charges(monkeypatch)
+    result = todo_list_work(list_name="payments_to_issue", worker="slow-host:1", max_items=1)
+    assert result.worked == 0 and not calls
+
+
+def test_a_halted_list_is_not_worked(place_orders, monkeypatch):
+    from todolists.lists import registry as todo_lists
+
+    place_orders(visa=1, declined=0)
+    projection = registry.get("todo:payments_to_issue")
+
+    def broken(event):
+        raise RuntimeError("bug in the list projection")
+
+    monkeypatch.setitem(projection.handlers, "OrderPlaced", broken)
+    calls = counting_charges(monkeypatch)
+    result = todo_list_work(list_name="payments_to_issue")
+    assert "bug in the list projection" in result.halted
+    assert result.worked == 0 and not calls
+    assert todo_lists.get("payments_to_issue")
+
+
+def test_work_that_records_no_outcome_is_a_failed_attempt_not_a_hot_loop(place_orders, monkeypatch, settings):
+    settings.TODO_BACKOFF_SECONDS = 300
+    monkeypatch.setattr("payments.todo.payment_issue", lambda **kwargs: None)  # forgets to record
+    [order_id], _ = place_orders(visa=1, declined=0)
+    call_command("process_todos")
+    item = TodoItem.objects.get(list_name="payments_to_issue", key=order_id)
+    assert (item.status, item.attempts) == ("open", 1)
+    assert "NoOutcome" in item.last_error and item.next_attempt_at > timezone.now()
 
 
 def test_process_todos_rejects_an_unknown_list():
@@ -211,3 +295,96 @@ def test_an_order_cancelled_while_its_payment_waits_is_never_charged(place_order
     order_cancel(order_id=order_id, reason="customer called")
     monkeypatch.setattr(InProcessGateway, "charge", lambda *a, **k: pytest.fail("charged a cancelled order"))
     assert payment_issue(order_id=order_id) == Outcome.ORDER_CANCELLED
+
+
+def test_a_paid_order_cannot_be_cancelled(place_orders):
+    from orders.commands import OrderRejected, order_cancel
+
+    [order_id], _ = place_orders(visa=1, declined=0)
+    call_command("process_todos", "--list", "payments_to_issue")
+    with pytest.raises(OrderRejected, match="it has been paid"):
+        order_cancel(order_id=order_id, reason="too late")
+    assert events_of("OrderCancelled") == 0
+
+
+def test_an_order_whose_payment_is_in_progress_cannot_be_cancelled(place_orders, settings):
+    from orders.commands import OrderRejected, order_cancel
+
+    settings.INPROCESS_GATEWAY_FAILURE_RATE = 1.0  # started, then a transient failure: undecided
+    settings.TODO_BACKOFF_SECONDS = 300
+    [order_id], _ = place_orders(visa=1, declined=0)
+    call_command("process_todos")
+    assert events_of("PaymentStarted") == 1 and events_of("PaymentAttemptFailed") == 1
+    with pytest.raises(OrderRejected, match="payment is in progress"):
+        order_cancel(order_id=order_id, reason="impatient")
+    assert events_of("OrderCancelled") == 0
+
+
+def test_a_cancellation_racing_the_charge_is_refused(place_orders, monkeypatch):
+    """The operator clicks "cancel" while the gateway is charging: the charge wins, nothing is lost."""
+    from orders.commands import OrderRejected, order_cancel
+
+    [order_id], _ = place_orders(visa=1, declined=0)
+    real_charge = InProcessGateway.charge
+    refused = []
+
+    def charge_while_operator_cancels(self, **kwargs):
+        try:
+            order_cancel(order_id=order_id, reason="operator, mid-charge")
+        except OrderRejected as exc:
+            refused.append(str(exc))
+        return real_charge(self, **kwargs)
+
+    monkeypatch.setattr(InProcessGateway, "charge", charge_while_operator_cancels)
+    call_command("process_todos")
+    assert refused and "payment is in progress" in refused[0]
+    assert Order.objects.get(order_id=order_id).status == "confirmed"
+    assert open_items() == {"payments_to_issue": 0, "orders_to_confirm": 0, "orders_to_cancel": 0}
+
+
+def test_an_order_cancelled_before_its_payment_starts_is_never_charged(place_orders, monkeypatch):
+    from orders.commands import order_cancel
+
+    [order_id], _ = place_orders(visa=1, declined=0)
+    order_cancel(order_id=order_id, reason="customer called")
+    calls = counting_charges(monkeypatch)
+    call_command("process_todos")
+    assert not calls and events_of("PaymentStarted") == 0
+    item = TodoItem.objects.get(list_name="payments_to_issue", key=order_id)
+    assert (item.status, item.closed_by) == ("done", "OrderCancelled")
+
+
+@requires_postgres("SQLite holds its one write lock for a whole replay, so workers wait; see README")
+@pytest.mark.django_db(transaction=True)
+def test_replay_while_workers_run_changes_nothing_and_charges_once(place_orders, run_in_thread, monkeypatch):
+    paid, failed = place_orders(visa=40, declined=10)
+    calls = counting_charges(monkeypatch)
+    done = threading.Event()
+
+    def worker():
+        try:
+            while todo_lists_work_once():
+                pass
+        finally:
+            done.set()
+
+    run_in_thread(worker)
+    replays = 0
+    while not done.is_set() or replays == 0:
+        for name in registry.names():
+            assert not projection_replay(name=name).error
+        replays += 1
+    call_command("process_todos")
+    before = process_snapshot()
+    for name in registry.names():
+        projection_replay(name=name)
+    assert process_snapshot() == before
+    assert set(calls.values()) == {1} and len(calls) == 50
+    statuses = dict(Order.objects.values_list("order_id", "status"))
+    assert {statuses[o] for o in paid} == {"confirmed"} and {statuses[o] for o in failed} == {"cancelled"}
+
+
+def todo_lists_work_once() -> int:
+    from todolists.automation import todo_lists_work
+
+    return sum(r.worked for r in todo_lists_work(rounds=1))

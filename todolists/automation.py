@@ -18,10 +18,12 @@ import datetime
 import logging
 import os
 import socket
+import time
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import DateTimeField, DurationField, ExpressionWrapper, Q, Value
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from eventstore.projections import projection_catch_up, projections_catch_up
@@ -46,27 +48,49 @@ def backoff(*, attempt: int) -> datetime.timedelta:
     return datetime.timedelta(seconds=min(settings.TODO_BACKOFF_SECONDS * 2 ** (attempt - 1), 3600))
 
 
-def due_items(*, list_name: str, now: datetime.datetime | None = None):
-    now = now or timezone.now()
+def due_items(*, list_name: str):
     return TodoItem.objects.filter(list_name=list_name, status=TodoItem.Status.OPEN).filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=Now())
     )
 
 
+def _lease_end() -> ExpressionWrapper:
+    # The database's clock, not each machine's: workers on several hosts compare the same time.
+    lease = Value(datetime.timedelta(seconds=settings.TODO_LEASE_SECONDS), output_field=DurationField())
+    return ExpressionWrapper(Now() + lease, output_field=DateTimeField())
+
+
 def _claim(todo: TodoList, *, worker: str, limit: int) -> list[TodoItem]:
-    now = timezone.now()
     with transaction.atomic():
         candidates = (
-            due_items(list_name=todo.name, now=now)
-            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            due_items(list_name=todo.name)
+            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=Now()))
             .select_for_update(skip_locked=True)
             .order_by("opened_position")[:limit]
         )
         ids = list(candidates.values_list("pk", flat=True))
-        TodoItem.objects.filter(pk__in=ids).update(
-            claimed_by=worker, claimed_until=now + datetime.timedelta(seconds=settings.TODO_LEASE_SECONDS)
-        )
+        TodoItem.objects.filter(pk__in=ids).update(claimed_by=worker, claimed_until=_lease_end())
     return list(TodoItem.objects.filter(pk__in=ids).order_by("opened_position"))
+
+
+def _still_mine(item: TodoItem, worker: str) -> bool:
+    """Renew the lease just before acting; False if it ran out and another worker took the item."""
+    return bool(
+        TodoItem.objects.filter(list_name=item.list_name, key=item.key, claimed_by=worker, status=item.status)
+        .filter(claimed_until__gte=Now())
+        .update(claimed_until=_lease_end())
+    )
+
+
+def _release(items: list[TodoItem], worker: str) -> None:
+    for item in items:
+        TodoItem.objects.filter(list_name=item.list_name, key=item.key, claimed_by=worker).update(
+            claimed_by="", claimed_until=None
+        )
+
+
+class NoOutcome(Exception):
+    """The work function returned, yet the item is still open and no failure was recorded."""
 
 
 def _record_failure(todo: TodoList, item: TodoItem, error: Exception) -> None:
@@ -98,31 +122,63 @@ class WorkResult:
     list_name: str
     worked: int = 0
     failed: int = 0
+    halted: str = ""
 
 
-def todo_list_work(*, list_name: str, limit: int = 100, worker: str | None = None) -> WorkResult:
-    """Work the due items of one list once: claim, run the list's work function, record failures."""
+def todo_list_work(
+    *,
+    list_name: str,
+    batch: int = 10,
+    max_items: int = 500,
+    budget_seconds: float = 30.0,
+    worker: str | None = None,
+) -> WorkResult:
+    """Work the due items of one list: claim a few at a time, run the list's work function,
+    record failures. Stops when nothing is due, after `max_items`, or after `budget_seconds`
+    (kept below django-q2's task timeout so a sweep is never killed halfway)."""
     todo = registry.get(list_name)
     worker = worker or worker_id()
-    projection_catch_up(name=todo.projection_name)
     result = WorkResult(list_name)
-    items = _claim(todo, worker=worker, limit=limit)
-    try:
-        for item in items:
-            result.worked += 1
-            try:
-                todo.work(item)
-            except Exception as exc:
-                result.failed += 1
-                logger.warning("%s: item %s failed: %s", list_name, item.key, exc)
-                _record_failure(todo, item, exc)
-        # Close what was just decided before the claims go, so no worker picks it up again.
-        projection_catch_up(name=todo.projection_name)
-    finally:
-        TodoItem.objects.filter(pk__in=[i.pk for i in items], claimed_by=worker).update(
-            claimed_by="", claimed_until=None
-        )
+    deadline = time.monotonic() + budget_seconds
+    while result.worked < max_items and time.monotonic() < deadline:
+        caught_up = projection_catch_up(name=todo.projection_name)
+        if caught_up.error:
+            # The list cannot see outcomes or failed attempts: working it would repeat itself.
+            logger.error("%s: projection halted, not working the list: %s", list_name, caught_up.error)
+            result.halted = caught_up.error
+            break
+        items = _claim(todo, worker=worker, limit=batch)
+        if not items:
+            break
+        try:
+            _work_batch(todo, items, worker, result)
+        finally:
+            _release(items, worker)
     return result
+
+
+def _work_batch(todo: TodoList, items: list[TodoItem], worker: str, result: WorkResult) -> None:
+    succeeded = []
+    for item in items:
+        if not _still_mine(item, worker):
+            continue
+        result.worked += 1
+        try:
+            todo.work(item)
+        except Exception as exc:
+            result.failed += 1
+            logger.warning("%s: item %s failed: %s", todo.name, item.key, exc)
+            _record_failure(todo, item, exc)
+        else:
+            succeeded.append(item)
+    # Close what was just decided before the claims go, so no worker picks it up again.
+    if projection_catch_up(name=todo.projection_name).error:
+        return
+    for item in succeeded:
+        now = TodoItem.objects.filter(list_name=item.list_name, key=item.key).first()
+        if now is not None and now.status == TodoItem.Status.OPEN and now.attempts == item.attempts:
+            result.failed += 1
+            _record_failure(todo, item, NoOutcome("the work finished without recording an outcome"))
 
 
 def todo_lists_work(*, names: list[str] | None = None, rounds: int = 10) -> list[WorkResult]:

@@ -2,13 +2,14 @@
 
 A list is a projection run by the eventstore engine, so `replay_projections` rebuilds it. An item
 leaves its list when a closing event is recorded, and for no other reason: the automation never
-deletes items.
+deletes items. Each key is opened once per list.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 from collections.abc import Callable
 
 from eventstore.projections import Projection
@@ -61,6 +62,20 @@ class TodoListRegistry(Registry[TodoList]):
 registry = TodoListRegistry("TODO list")
 
 
+def _reset_keeping_claims(list_name: str) -> Callable[[], None]:
+    """Empty the list for a replay, but hand back the live claims afterwards: a worker may be in
+    the middle of an item, and a rebuilt unclaimed row would invite a second worker."""
+    items = TodoItem.objects.filter(list_name=list_name)
+    claims = list(items.exclude(claimed_until=None).values_list("key", "claimed_by", "claimed_until"))
+    items.delete()
+
+    def restore() -> None:
+        for key, claimed_by, claimed_until in claims:
+            items.filter(key=key).update(claimed_by=claimed_by, claimed_until=claimed_until)
+
+    return restore
+
+
 def _projection(todo: TodoList) -> Projection:
     def key(event: RecordedEvent) -> str:
         return str(event.data[todo.key_field])
@@ -71,44 +86,27 @@ def _projection(todo: TodoList) -> Projection:
     def items(event: RecordedEvent, k: str | None = None):
         return TodoItem.objects.filter(list_name=todo.name, key=k if k is not None else event.data["key"])
 
-    reopened = {
-        "status": TodoItem.Status.OPEN,
-        "closed_at": None,
-        "closed_position": None,
-        "closed_by": "",
-        "attempts": 0,
-        "last_error": "",
-        "next_attempt_at": None,
-        "parked_at": None,
-    }
-
     def on_open(event: RecordedEvent) -> None:
-        # One upsert (INSERT ... ON CONFLICT DO UPDATE): an item opened again starts afresh.
-        item = TodoItem(
-            list_name=todo.name,
-            key=key(event),
-            correlation_id=event.correlation_id,
-            payload=event.data,
-            opened_at=event.recorded_at,
-            opened_position=event.position,
-            opened_by=event.type,
-            **reopened,
-        )
+        # One item per key, opened once: INSERT ... ON CONFLICT DO NOTHING.
         TodoItem.objects.bulk_create(
-            [item],
-            update_conflicts=True,
-            unique_fields=["list_name", "key"],
-            update_fields=[
-                "correlation_id",
-                "payload",
-                "opened_at",
-                "opened_position",
-                "opened_by",
-                *reopened,
+            [
+                TodoItem(
+                    list_name=todo.name,
+                    key=key(event),
+                    correlation_id=event.correlation_id,
+                    payload=event.data,
+                    opened_at=event.recorded_at,
+                    opened_position=event.position,
+                    opened_by=event.type,
+                )
             ],
+            ignore_conflicts=True,
         )
 
     def on_close(event: RecordedEvent) -> None:
+        # A closing event for a key with no item closes nothing (e.g. OrderConfirmed for the
+        # cancel list). Commands keep closings after openings (see order_cancel's guard); should
+        # an item still outlive its outcome, the runner records NoOutcome and parks it in view.
         items(event, key(event)).exclude(status=TodoItem.Status.DONE).update(
             status=TodoItem.Status.DONE,
             closed_at=event.recorded_at,
@@ -154,5 +152,5 @@ def _projection(todo: TodoList) -> Projection:
         name=todo.projection_name,
         title=todo.title,
         handlers=handlers,
-        reset=lambda: TodoItem.objects.filter(list_name=todo.name).delete(),
+        reset=functools.partial(_reset_keeping_claims, todo.name),
     )
