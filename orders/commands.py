@@ -11,9 +11,16 @@ from eventstore.store import ConcurrencyError, RecordedEvent, correlation_read, 
 from orders.events import OrderCancelled, OrderConfirmed, OrderPlaced
 from todolists.automation import todo_lists_nudge
 
-# ISO 4217 codes we accept: two-decimal currencies only, because amounts carry at most 2 places
-# and the gateways charge in minor units (cents).
-CURRENCIES = frozenset({"AUD", "CAD", "CHF", "CZK", "DKK", "EUR", "GBP", "NOK", "PLN", "SEK", "USD"})
+# ISO 4217 codes we accept, with the smallest charge Stripe takes in each: two-decimal currencies
+# only, because amounts carry at most 2 places and the gateways charge in minor units (cents).
+MIN_AMOUNTS = {
+    code: decimal.Decimal(minimum)
+    for code, minimum in {
+        "AUD": "0.50", "CAD": "0.50", "CHF": "0.50", "CZK": "15.00", "DKK": "2.50", "EUR": "0.50",
+        "GBP": "0.30", "NOK": "3.00", "PLN": "2.00", "SEK": "3.00", "USD": "0.50",
+    }.items()
+}  # fmt: skip
+CURRENCIES = frozenset(MIN_AMOUNTS)
 MAX_AMOUNT = decimal.Decimal("999999.99")  # Stripe's ceiling for a single charge in these currencies
 PAYMENT_METHOD = re.compile(r"^pm_[A-Za-z0-9_]{1,96}$")
 
@@ -70,6 +77,10 @@ def order_place(
     if currency not in CURRENCIES:
         raise OrderRejected(
             f"currency {currency!r} is not supported (use one of {', '.join(sorted(CURRENCIES))})"
+        )
+    if value < MIN_AMOUNTS[currency]:
+        raise OrderRejected(
+            f"amount {value} {currency} is below the smallest charge of {MIN_AMOUNTS[currency]}"
         )
     customer = customer.strip()
     if not customer or len(customer) > 200:

@@ -137,10 +137,20 @@ class StripeGateway:
             error = exc.error
             code = (error.decline_code if error else None) or exc.code or "card_declined"
             raise PaymentDeclined(code, exc.user_message or str(exc)) from exc
-        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
+        except (
+            stripe.APIConnectionError,
+            stripe.RateLimitError,
+            stripe.APIError,
+            stripe.IdempotencyError,
+        ) as exc:
+            # IdempotencyError: a request with this key is still in flight elsewhere; ask again later.
             raise GatewayUnavailable(f"stripe: {type(exc).__name__}: {exc}") from exc
+        except stripe.InvalidRequestError as exc:
+            # Stripe refuses this charge as asked (unknown payment method, amount too small...):
+            # asking again will not help, so the order is told, like a decline.
+            raise PaymentDeclined(exc.code or "invalid_request", exc.user_message or str(exc)) from exc
         if intent.status != "succeeded":
-            # requires_action and the like: a person must act; treat as a decline the shop can explain.
+            # requires_action and the like: a person must act; a decline the shop can explain.
             raise PaymentDeclined(intent.status, f"payment needs {intent.status.replace('_', ' ')}")
         return Charge(payment_id=intent.id)
 

@@ -139,3 +139,17 @@ def test_the_order_page_tells_the_whole_story(admin_client, order_id):
     for event_type in ["OrderPlaced", "PaymentIssued", "OrderConfirmed"]:
         assert event_type in page
     assert "payments_to_issue" in page and "orders_to_confirm" in page
+
+
+def test_staff_cannot_edit_django_q_schedules_even_with_the_permission(client, django_user_model):
+    from django.contrib.auth.models import Permission
+    from django_q.models import Schedule
+
+    user = django_user_model.objects.create_user("ops", password="pw-ops-12345", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="django_q"))
+    client.force_login(user)
+    sweep = Schedule.objects.get(name="todolists.sweep")
+    change = reverse("admin:django_q_schedule_change", args=[sweep.pk])
+    assert client.post(change, {"name": "x", "func": "os.system"}).status_code == 403
+    assert client.get(reverse("admin:django_q_schedule_add")).status_code == 403
+    assert Schedule.objects.get(pk=sweep.pk).func == "todolists.tasks.sweep"

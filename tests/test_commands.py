@@ -48,6 +48,8 @@ def test_place_order_json(capsys, no_nudge):
         (["--amount", "1000000", "--currency", "EUR"], "above the limit"),
         (["--amount", "10", "--currency", "XYZ"], "currency 'XYZ' is not supported"),
         (["--amount", "10", "--currency", "JPY"], "currency 'JPY' is not supported"),
+        (["--amount", "0.49", "--currency", "EUR"], "below the smallest charge of 0.50"),
+        (["--amount", "2.99", "--currency", "NOK"], "below the smallest charge of 3.00"),
         (["--amount", "10", "--currency", "EUR", "--customer", "  "], "customer must be"),
         (["--amount", "10", "--currency", "EUR", "--customer", "x" * 201], "customer must be"),
         (["--amount", "10", "--currency", "EUR", "--payment-method", "visa"], "is not a payment method id"),

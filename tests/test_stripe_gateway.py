@@ -56,3 +56,9 @@ def test_the_process_runs_on_stripe_when_configured(localstripe, settings, place
     orders = {o.order_id: o for o in Order.objects.all()}
     assert all(orders[o].status == "confirmed" and orders[o].payment_id.startswith("pi_") for o in paid)
     assert orders[failed[0]].status == "cancelled"
+
+
+def test_a_request_stripe_refuses_is_a_business_failure_not_a_retry(localstripe):
+    gateway = StripeGateway(api_key="sk_test_localstripe", api_base=localstripe)
+    with pytest.raises(PaymentDeclined):
+        charge(gateway, "order-4", "pm_card_mastercard")  # localstripe does not know this method

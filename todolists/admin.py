@@ -68,3 +68,29 @@ class TodoItemAdmin(ReadOnlyAdmin):
         self.message_user(
             request, f"Recorded an event for {done} item(s); the list updates as it catches up."
         )
+
+
+class SuperuserWritesOnly:
+    """django-q2's schedules and queue run whatever function they name: only superusers may edit them."""
+
+    def has_add_permission(self, request, *args):
+        return request.user.is_superuser and super().has_add_permission(request, *args)
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
+
+
+def _guard_django_q_admin() -> None:
+    from django_q import admin as q_admin
+    from django_q.models import OrmQ, Schedule
+
+    for model, base in ((Schedule, q_admin.ScheduleAdmin), (OrmQ, q_admin.QueueAdmin)):
+        if admin.site.is_registered(model):
+            admin.site.unregister(model)
+        admin.site.register(model, type(f"Guarded{base.__name__}", (SuperuserWritesOnly, base), {}))
+
+
+_guard_django_q_admin()
