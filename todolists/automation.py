@@ -191,6 +191,8 @@ def todo_lists_work(*, names: list[str] | None = None, rounds: int = 10) -> list
         results.extend(passed)
         if not any(r.worked for r in passed) or names:
             break
+    # The outcomes just recorded must reach the read models too, not wait for the next sweep.
+    projections_catch_up()
     return results
 
 
