@@ -5,7 +5,7 @@ import datetime
 import threading
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db.models import Count
 from django.utils import timezone
 
@@ -253,6 +253,8 @@ def test_a_halted_list_is_not_worked(place_orders, monkeypatch):
     assert "bug in the list projection" in result.halted
     assert result.worked == 0 and not calls
     assert todo_lists.get("payments_to_issue")
+    with pytest.raises(CommandError, match="projections halted: payments_to_issue"):
+        call_command("process_todos")
 
 
 def test_work_that_records_no_outcome_is_a_failed_attempt_not_a_hot_loop(place_orders, monkeypatch, settings):

@@ -130,15 +130,17 @@ def todo_list_work(
     list_name: str,
     batch: int = 10,
     max_items: int = 500,
-    budget_seconds: float = 30.0,
+    budget_seconds: float | None = None,
     worker: str | None = None,
 ) -> WorkResult:
     """Work the due items of one list: claim a few at a time, run the list's work function,
     record failures. Stops when nothing is due, after `max_items`, or after `budget_seconds`
-    (kept below django-q2's task timeout so a sweep is never killed halfway)."""
+    (by default half of django-q2's task timeout, so a sweep is never killed halfway)."""
     todo = registry.get(list_name)
     worker = worker or worker_id()
     result = WorkResult(list_name)
+    if budget_seconds is None:
+        budget_seconds = settings.Q_CLUSTER.get("timeout", 60) / 2
     deadline = time.monotonic() + budget_seconds
     while result.worked < max_items and time.monotonic() < deadline:
         caught_up = projection_catch_up(name=todo.projection_name)

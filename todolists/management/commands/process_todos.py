@@ -25,3 +25,8 @@ class Command(BaseCommand):
             totals[r.list_name] = [worked + r.worked, failed + r.failed]
         for name, (worked, failed) in sorted(totals.items()):
             self.stdout.write(f"{name}: {worked} worked, {failed} failed")
+        halted = sorted({r.list_name for r in results if r.halted})
+        if halted:
+            raise CommandError(
+                f"Not worked, their projections halted: {', '.join(halted)} (see projection_status)."
+            )
