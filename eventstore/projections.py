@@ -113,7 +113,10 @@ def _apply_batch(
         checkpoint.save()
         return len(good), True
     done = len(events) < batch_size
-    checkpoint.position = head if done else events[-1].position
+    position = head if done else events[-1].position
+    if position == checkpoint.position and checkpoint.error_position is None:
+        return 0, done  # nothing new: no write, so an idle catch-up costs only reads
+    checkpoint.position = position
     _clear_error(checkpoint)
     checkpoint.save()
     return len(events), done
@@ -178,8 +181,8 @@ def projection_replay(
                 restore()
     except _ReplayHalted as halted:
         # Rolled back: a half-built projection never replaces the working one.
-        live = ProjectionCheckpoint.objects.get(name=name)
-        return CatchUpResult(name, 0, live.position, f"replay rolled back: {halted}")
+        live = ProjectionCheckpoint.objects.filter(name=name).first()
+        return CatchUpResult(name, 0, live.position if live else 0, f"replay rolled back: {halted}")
     return CatchUpResult(name, applied, checkpoint.position, "")
 
 

@@ -107,6 +107,12 @@ class InProcessGateway:
         return Charge(payment_id=existing.payment_id)
 
 
+# InvalidRequestError codes that mean "this charge will never go through", not "we misconfigured".
+REFUSED_CHARGE_CODES = frozenset(
+    {"amount_too_small", "amount_too_large", "payment_method_not_available", "payment_method_unactivated"}
+)
+
+
 class StripeGateway:
     """The official Stripe SDK: one PaymentIntent, created and confirmed, per idempotency key."""
 
@@ -137,18 +143,16 @@ class StripeGateway:
             error = exc.error
             code = (error.decline_code if error else None) or exc.code or "card_declined"
             raise PaymentDeclined(code, exc.user_message or str(exc)) from exc
-        except (
-            stripe.APIConnectionError,
-            stripe.RateLimitError,
-            stripe.APIError,
-            stripe.IdempotencyError,
-        ) as exc:
-            # IdempotencyError: a request with this key is still in flight elsewhere; ask again later.
+        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
+            # Includes 409 "a request with this key is in progress": ask again later.
             raise GatewayUnavailable(f"stripe: {type(exc).__name__}: {exc}") from exc
         except stripe.InvalidRequestError as exc:
-            # Stripe refuses this charge as asked (unknown payment method, amount too small...):
-            # asking again will not help, so the order is told, like a decline.
-            raise PaymentDeclined(exc.code or "invalid_request", exc.user_message or str(exc)) from exc
+            if exc.code in REFUSED_CHARGE_CODES or (
+                exc.code == "resource_missing" and exc.param == "payment_method"
+            ):
+                # Stripe will never take this charge as asked: tell the order, like a decline.
+                raise PaymentDeclined(exc.code, exc.user_message or str(exc)) from exc
+            raise  # our mistake (keys, configuration): a failed attempt, parked in view
         if intent.status != "succeeded":
             # requires_action and the like: a person must act; a decline the shop can explain.
             raise PaymentDeclined(intent.status, f"payment needs {intent.status.replace('_', ' ')}")

@@ -239,22 +239,25 @@ def test_a_worker_whose_lease_ran_out_does_not_act(place_orders, settings, monke
 
 
 def test_a_halted_list_is_not_worked(place_orders, monkeypatch):
-    from todolists.lists import registry as todo_lists
+    from orders.commands import order_cancel
 
-    place_orders(visa=1, declined=0)
+    [order_id, other], _ = place_orders(visa=2, declined=0)
+    projections_catch_up()  # both items are open and due
     projection = registry.get("todo:payments_to_issue")
 
     def broken(event):
         raise RuntimeError("bug in the list projection")
 
-    monkeypatch.setitem(projection.handlers, "OrderPlaced", broken)
+    monkeypatch.setitem(projection.handlers, "OrderCancelled", broken)
+    order_cancel(order_id=other, reason="changed mind")  # the list halts on this event
     calls = counting_charges(monkeypatch)
     result = todo_list_work(list_name="payments_to_issue")
     assert "bug in the list projection" in result.halted
     assert result.worked == 0 and not calls
-    assert todo_lists.get("payments_to_issue")
+    assert TodoItem.objects.get(list_name="payments_to_issue", key=order_id).status == "open"
     with pytest.raises(CommandError, match="projections halted: payments_to_issue"):
         call_command("process_todos")
+    assert not calls
 
 
 def test_work_that_records_no_outcome_is_a_failed_attempt_not_a_hot_loop(place_orders, monkeypatch, settings):

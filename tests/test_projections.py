@@ -201,6 +201,8 @@ def test_replay_of_a_todo_list_keeps_live_claims(no_nudge):
     projection_catch_up(name="todo:payments_to_issue")
     until = timezone.now() + timezone.timedelta(seconds=60)
     TodoItem.objects.filter(key=order_id).update(claimed_by="worker-1", claimed_until=until)
+    before = TodoItem.objects.get(key=order_id)
     projection_replay(name="todo:payments_to_issue")
     item = TodoItem.objects.get(key=order_id)
     assert (item.claimed_by, item.claimed_until) == ("worker-1", until)
+    assert item.pk == before.pk  # rewritten in place: a worker's release during the replay finds it

@@ -130,18 +130,16 @@ def todo_list_work(
     list_name: str,
     batch: int = 10,
     max_items: int = 500,
-    budget_seconds: float | None = None,
+    deadline: float | None = None,
     worker: str | None = None,
 ) -> WorkResult:
     """Work the due items of one list: claim a few at a time, run the list's work function,
-    record failures. Stops when nothing is due, after `max_items`, or after `budget_seconds`
-    (by default half of django-q2's task timeout, so a sweep is never killed halfway)."""
+    record failures. Stops when nothing is due, after `max_items`, or at `deadline` (a
+    time.monotonic() value, checked before each item; by default see `work_deadline`)."""
     todo = registry.get(list_name)
     worker = worker or worker_id()
     result = WorkResult(list_name)
-    if budget_seconds is None:
-        budget_seconds = settings.Q_CLUSTER.get("timeout", 60) / 2
-    deadline = time.monotonic() + budget_seconds
+    deadline = deadline or work_deadline()
     while result.worked < max_items and time.monotonic() < deadline:
         caught_up = projection_catch_up(name=todo.projection_name)
         if caught_up.error:
@@ -153,15 +151,25 @@ def todo_list_work(
         if not items:
             break
         try:
-            _work_batch(todo, items, worker, result)
+            _work_batch(todo, items, worker, result, deadline)
         finally:
-            _release(items, worker)
+            _release(items, worker)  # what the deadline left unworked is free again at once
     return result
 
 
-def _work_batch(todo: TodoList, items: list[TodoItem], worker: str, result: WorkResult) -> None:
+def work_deadline() -> float:
+    """Half of django-q2's task timeout from now, leaving room for the slowest single item
+    (gateway timeout) and the final catch-up, so a task is never killed halfway."""
+    return time.monotonic() + settings.Q_CLUSTER.get("timeout", 60) / 2
+
+
+def _work_batch(
+    todo: TodoList, items: list[TodoItem], worker: str, result: WorkResult, deadline: float
+) -> None:
     succeeded = []
     for item in items:
+        if time.monotonic() >= deadline:
+            break
         if not _still_mine(item, worker):
             continue
         result.worked += 1
@@ -187,14 +195,16 @@ def todo_lists_work(*, names: list[str] | None = None, rounds: int = 10) -> list
     """Catch up every projection and work the lists until nothing is due (an outcome may open
     an item on the next list), at most `rounds` passes."""
     results: list[WorkResult] = []
+    deadline = work_deadline()  # one budget for the whole task, however many lists and rounds
     for _ in range(rounds):
         projections_catch_up()
-        passed = [todo_list_work(list_name=n) for n in (names or registry.names())]
+        passed = [todo_list_work(list_name=n, deadline=deadline) for n in (names or registry.names())]
         results.extend(passed)
-        if not any(r.worked for r in passed) or names:
+        if not any(r.worked for r in passed) or names or time.monotonic() >= deadline:
             break
-    # The outcomes just recorded must reach the read models too, not wait for the next sweep.
-    projections_catch_up()
+    if any(r.worked for r in results):
+        # The outcomes just recorded must reach the read models too, not wait for the next sweep.
+        projections_catch_up()
     return results
 
 

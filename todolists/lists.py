@@ -2,7 +2,7 @@
 
 A list is a projection run by the eventstore engine, so `replay_projections` rebuilds it. An item
 leaves its list when a closing event is recorded, and for no other reason: the automation never
-deletes items. Each key is opened once per list.
+deletes items. Each key is opened once per list (a second opening event starts it afresh).
 """
 
 from __future__ import annotations
@@ -62,18 +62,31 @@ class TodoListRegistry(Registry[TodoList]):
 registry = TodoListRegistry("TODO list")
 
 
-def _reset_keeping_claims(list_name: str) -> Callable[[], None]:
-    """Empty the list for a replay, but hand back the live claims afterwards: a worker may be in
-    the middle of an item, and a rebuilt unclaimed row would invite a second worker."""
+# Marks a row kept through a replay until an opening event rewrites it (positions start at 1).
+_NOT_REOPENED = 0
+
+
+def _reset_in_place(list_name: str) -> Callable[[], None]:
+    """Prepare a replay without deleting rows: the rebuild rewrites each row in place (by list and
+    key), so the claim columns, which the log does not hold, stay with the row, and a worker
+    renewing or releasing its claim during the replay still finds it. Rows no opening event
+    rewrote are removed at the end."""
     items = TodoItem.objects.filter(list_name=list_name)
-    claims = list(items.exclude(claimed_until=None).values_list("key", "claimed_by", "claimed_until"))
-    items.delete()
+    items.update(opened_position=_NOT_REOPENED)
+    return lambda: items.filter(opened_position=_NOT_REOPENED).delete()
 
-    def restore() -> None:
-        for key, claimed_by, claimed_until in claims:
-            items.filter(key=key).update(claimed_by=claimed_by, claimed_until=claimed_until)
 
-    return restore
+# The projected state of a freshly opened item.
+OPENED = {
+    "status": TodoItem.Status.OPEN,
+    "closed_at": None,
+    "closed_position": None,
+    "closed_by": "",
+    "attempts": 0,
+    "last_error": "",
+    "next_attempt_at": None,
+    "parked_at": None,
+}
 
 
 def _projection(todo: TodoList) -> Projection:
@@ -87,20 +100,23 @@ def _projection(todo: TodoList) -> Projection:
         return TodoItem.objects.filter(list_name=todo.name, key=k if k is not None else event.data["key"])
 
     def on_open(event: RecordedEvent) -> None:
-        # One item per key, opened once: INSERT ... ON CONFLICT DO NOTHING.
+        # One upsert (INSERT ... ON CONFLICT DO UPDATE) of the projected columns only; the claim
+        # columns are operational state and stay as they are.
+        item = TodoItem(
+            list_name=todo.name,
+            key=key(event),
+            correlation_id=event.correlation_id,
+            payload=event.data,
+            opened_at=event.recorded_at,
+            opened_position=event.position,
+            opened_by=event.type,
+            **OPENED,
+        )
         TodoItem.objects.bulk_create(
-            [
-                TodoItem(
-                    list_name=todo.name,
-                    key=key(event),
-                    correlation_id=event.correlation_id,
-                    payload=event.data,
-                    opened_at=event.recorded_at,
-                    opened_position=event.position,
-                    opened_by=event.type,
-                )
-            ],
-            ignore_conflicts=True,
+            [item],
+            update_conflicts=True,
+            unique_fields=["list_name", "key"],
+            update_fields=["correlation_id", "payload", "opened_at", "opened_position", "opened_by", *OPENED],
         )
 
     def on_close(event: RecordedEvent) -> None:
@@ -115,7 +131,7 @@ def _projection(todo: TodoList) -> Projection:
         )
 
     def record_attempt(qs, event: RecordedEvent) -> None:
-        qs.update(
+        qs.exclude(status=TodoItem.Status.DONE).update(
             attempts=event.data["attempt"],
             last_error=event.data["error"],
             next_attempt_at=datetime.datetime.fromisoformat(event.data["retry_at"]),
@@ -152,5 +168,5 @@ def _projection(todo: TodoList) -> Projection:
         name=todo.projection_name,
         title=todo.title,
         handlers=handlers,
-        reset=functools.partial(_reset_keeping_claims, todo.name),
+        reset=functools.partial(_reset_in_place, todo.name),
     )
