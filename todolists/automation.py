@@ -83,10 +83,10 @@ def _still_mine(item: TodoItem, worker: str) -> bool:
 
 
 def _release(items: list[TodoItem], worker: str) -> None:
-    for item in items:
-        TodoItem.objects.filter(list_name=item.list_name, key=item.key, claimed_by=worker).update(
-            claimed_by="", claimed_until=None
-        )
+    if items:
+        TodoItem.objects.filter(
+            list_name=items[0].list_name, key__in=[i.key for i in items], claimed_by=worker
+        ).update(claimed_by="", claimed_until=None)
 
 
 class NoOutcome(Exception):
@@ -184,9 +184,13 @@ def _work_batch(
     # Close what was just decided before the claims go, so no worker picks it up again.
     if projection_catch_up(name=todo.projection_name).error:
         return
+    still_open = dict(
+        TodoItem.objects.filter(
+            list_name=todo.name, key__in=[i.key for i in succeeded], status=TodoItem.Status.OPEN
+        ).values_list("key", "attempts")
+    )
     for item in succeeded:
-        now = TodoItem.objects.filter(list_name=item.list_name, key=item.key).first()
-        if now is not None and now.status == TodoItem.Status.OPEN and now.attempts == item.attempts:
+        if still_open.get(item.key) == item.attempts:
             result.failed += 1
             _record_failure(todo, item, NoOutcome("the work finished without recording an outcome"))
 
