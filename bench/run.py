@@ -150,10 +150,11 @@ def main() -> None:
 
     def raw_process():
         # Baseline: only the writes the process cannot do without, each in its own transaction:
-        # three events per order (placed, paid, confirmed) and one charge in the gateway's ledger.
+        # four events per order (placed, payment started, paid, confirmed) and one charge in the
+        # gateway's ledger.
         for _ in range(args.orders):
             i = next(counter)
-            for step in ("OrderPlaced", "PaymentIssued", "OrderConfirmed"):
+            for step in ("OrderPlaced", "PaymentStarted", "PaymentIssued", "OrderConfirmed"):
                 with raw.transaction():
                     raw.execute(
                         INSERT_EVENT, (f"raw-process-{step}-{i}", "Raw" + step, json.dumps({"n": i}), "")
