@@ -131,3 +131,27 @@ def test_a_bad_option_exits_non_zero_with_one_line_and_no_traceback():
     assert result.returncode == 1
     assert result.stderr.strip() == "CommandError: amount must be positive, got -1"
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_that_is_down_never_fails_a_command(settings, monkeypatch, caplog):
+    """The nudge is best effort: the obligation is on the list, and the schedule sweeps it."""
+    settings.TODO_NUDGE = True
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr("django_q.tasks.async_task", broker_down)
+    order_id = order_place(amount="5", currency="EUR")
+    assert Event.objects.filter(correlation_id=order_id, type="OrderPlaced").count() == 1
+    assert "could not enqueue a nudge" in caplog.text
+    call_command("process_todos")
+    from orders.models import Order
+
+    assert Order.objects.get(order_id=order_id).status == "confirmed"
+
+
+def test_demo_refuses_to_serve_without_debug(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="run it with DEBUG=1"):
+        call_command("demo")
