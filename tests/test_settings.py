@@ -42,3 +42,15 @@ def test_stripe_gateway_needs_a_key():
     result = manage("check", PAYMENT_GATEWAY="stripe", DEBUG="1")
     assert result.returncode == 2
     assert "PAYMENT_GATEWAY=stripe needs STRIPE_API_KEY" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_models_and_migrations_agree():
+    result = manage(
+        "makemigrations",
+        "--check",
+        "--dry-run",
+        DEBUG="1",
+        DATABASE_URL="sqlite:////tmp/never-opened.sqlite3",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No changes detected" in result.stdout
