@@ -1,6 +1,6 @@
 import json
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from eventstore.models import Event, ProjectionCheckpoint
@@ -17,6 +17,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def record_for_each(self, request, queryset, command, *, refused=(ValueError,)) -> None:
+        """An admin action's body: run a command that appends an event for each selected row,
+        report each refusal (with its reason) and the count, never a half-run 500."""
+        recorded = 0
+        for obj in queryset:
+            try:
+                command(obj)
+                recorded += 1
+            except refused as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+        self.message_user(
+            request, f"Recorded an event for {recorded} row(s); the lists update as they catch up."
+        )
 
 
 def pretty_json(value) -> str:

@@ -1,4 +1,4 @@
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -81,15 +81,11 @@ class OrderAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Cancel order (records OrderCancelled)", permissions=["cancel"])
     def cancel(self, request, queryset):
-        cancelled = 0
-        for order in queryset:
-            try:
-                order_cancel(
-                    order_id=order.order_id,
-                    reason="cancelled by an operator",
-                    actor=request.user.get_username(),
-                )
-                cancelled += 1
-            except (OrderRejected, ConcurrencyError) as exc:
-                self.message_user(request, str(exc), messages.WARNING)
-        self.message_user(request, f"Recorded OrderCancelled for {cancelled} order(s).")
+        self.record_for_each(
+            request,
+            queryset,
+            lambda order: order_cancel(
+                order_id=order.order_id, reason="cancelled by an operator", actor=request.user.get_username()
+            ),
+            refused=(OrderRejected, ConcurrencyError),
+        )

@@ -33,6 +33,14 @@ class OrderRejected(ValueError):
     """The command was refused; the message says why. Nothing was appended."""
 
 
+class OrderNotOpen(OrderRejected):
+    """The order is no longer open; `state` says what it became."""
+
+    def __init__(self, message: str, *, state: str) -> None:
+        super().__init__(message)
+        self.state = state
+
+
 def order_stream(order_id: str) -> str:
     return f"order-{order_id}"
 
@@ -114,7 +122,7 @@ def _load_open(order_id: str, action: str) -> list[RecordedEvent]:
     if state == "none":
         raise OrderRejected(f"order {order_id} does not exist")
     if state != "placed":
-        raise OrderRejected(f"cannot {action} order {order_id}: it is already {state}")
+        raise OrderNotOpen(f"cannot {action} order {order_id}: it is already {state}", state=state)
     return events
 
 
@@ -164,7 +172,3 @@ def order_cancel(*, order_id: str, reason: str, actor: str = "system", causation
         actor=actor,
         guard=payment_allows_cancel,
     )
-
-
-def order_state(*, order_id: str) -> str:
-    return _state(stream_read(stream_id=order_stream(order_id)))

@@ -3,22 +3,29 @@
 Both lists are opened by payment outcomes, known here only by their published type names.
 """
 
-from orders.commands import order_cancel, order_confirm, order_state
+from orders.commands import OrderNotOpen, order_cancel, order_confirm
 from todolists.lists import TodoList
 from todolists.models import TodoItem
 
 
 def confirm_paid_order(item: TodoItem) -> None:
-    if order_state(order_id=item.key) == "confirmed":
-        return  # decided already; the list closes when the projection catches up
-    order_confirm(order_id=item.key, actor="automation")
+    try:
+        order_confirm(order_id=item.key, actor="automation")
+    except OrderNotOpen as exc:
+        if exc.state != "confirmed":
+            raise  # e.g. paid but cancelled: a failed attempt, parked in view for an operator
+        # decided already; the list closes when the projection catches up
 
 
 def cancel_unpaid_order(item: TodoItem) -> None:
-    if order_state(order_id=item.key) == "cancelled":
-        return
     reason = f"payment failed: {item.payload.get('decline_code') or 'declined'}"
-    order_cancel(order_id=item.key, reason=reason, actor="automation", causation_id=str(item.opened_position))
+    try:
+        order_cancel(
+            order_id=item.key, reason=reason, actor="automation", causation_id=str(item.opened_position)
+        )
+    except OrderNotOpen as exc:
+        if exc.state != "cancelled":
+            raise
 
 
 orders_to_confirm = TodoList(

@@ -58,15 +58,13 @@ def payment_issue(*, order_id: str, gateway: PaymentGateway | None = None) -> Ou
             currency=currency,
             payment_method=placed.data["payment_method"],
         )
-        event, outcome = (
-            PaymentIssued(order_id=order_id, payment_id=charge.payment_id, amount=amount, currency=currency),
-            Outcome.ISSUED,
+        event = PaymentIssued(
+            order_id=order_id, payment_id=charge.payment_id, amount=amount, currency=currency
         )
+        outcome = Outcome.ISSUED
     except PaymentDeclined as declined:
-        event, outcome = (
-            PaymentFailed(order_id=order_id, decline_code=declined.code, message=declined.message),
-            (Outcome.FAILED),
-        )
+        event = PaymentFailed(order_id=order_id, decline_code=declined.code, message=declined.message)
+        outcome = Outcome.FAILED
     try:
         event_append(
             stream_id=stream,

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection, connections, models
 
 from eventstore.events import event_type
-from eventstore.projections import Projection, projection_catch_up, registry
+from eventstore.projections import Projection, registry
 
 ON_POSTGRES = connection.vendor == "postgresql"
 
@@ -167,14 +167,6 @@ def run_in_thread():
         t.join(timeout=60)
     if errors:
         raise errors[0]
-
-
-@pytest.fixture
-def catch_up_all():
-    def run():
-        return [projection_catch_up(name=n) for n in registry.names()]
-
-    return run
 
 
 def pytest_report_header(config):

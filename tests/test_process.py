@@ -393,3 +393,20 @@ def todo_lists_work_once() -> int:
     from todolists.automation import todo_lists_work
 
     return sum(r.worked for r in todo_lists_work(rounds=1))
+
+
+def test_order_automations_accept_an_outcome_already_recorded_and_refuse_a_contradiction(place_orders):
+    from orders.commands import OrderNotOpen
+    from orders.todo import cancel_unpaid_order, confirm_paid_order
+
+    [order_id], _ = place_orders(visa=1, declined=0)
+    call_command("process_todos", "--list", "payments_to_issue")
+    projections_catch_up()
+    item = TodoItem.objects.get(list_name="orders_to_confirm", key=order_id)
+    confirm_paid_order(item)
+    confirm_paid_order(item)  # a lagging list asks again: nothing to do, no error
+    assert events_of("OrderConfirmed") == 1
+    with pytest.raises(OrderNotOpen, match="already confirmed"):
+        # Cancelling a confirmed order contradicts the log: a failed attempt, parked in view.
+        cancel_unpaid_order(TodoItem(list_name="orders_to_cancel", key=order_id, payload={}))
+    assert events_of("OrderCancelled") == 0

@@ -1,4 +1,4 @@
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.utils import timezone
 from django.utils.timesince import timesince
 
@@ -43,30 +43,16 @@ class TodoItemAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Retry now (records TodoRetryRequested)", permissions=["operate"])
     def retry_now(self, request, queryset):
-        self._each(
-            request, queryset, lambda item: todo_item_retry(item=item, actor=request.user.get_username())
-        )
+        actor = request.user.get_username()
+        self.record_for_each(request, queryset, lambda item: todo_item_retry(item=item, actor=actor))
 
     @admin.action(description="Park (records TodoItemParked)", permissions=["operate"])
     def park(self, request, queryset):
-        self._each(
+        actor = request.user.get_username()
+        self.record_for_each(
             request,
             queryset.filter(status=TodoItem.Status.OPEN),
-            lambda item: todo_item_park(
-                item=item, reason="parked by an operator", actor=request.user.get_username()
-            ),
-        )
-
-    def _each(self, request, queryset, command) -> None:
-        done = 0
-        for item in queryset:
-            try:
-                command(item)
-                done += 1
-            except ValueError as exc:
-                self.message_user(request, str(exc), messages.WARNING)
-        self.message_user(
-            request, f"Recorded an event for {done} item(s); the list updates as it catches up."
+            lambda item: todo_item_park(item=item, reason="parked by an operator", actor=actor),
         )
 
 

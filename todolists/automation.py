@@ -26,7 +26,7 @@ from django.db.models import DateTimeField, DurationField, ExpressionWrapper, Q,
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from eventstore.projections import projection_catch_up, projections_catch_up
+from eventstore.projections import CatchUpResult, projection_catch_up, projections_catch_up
 from eventstore.store import event_append
 from todolists.events import TodoAttemptFailed, TodoItemParked, TodoRetryRequested
 from todolists.lists import TodoList, registry
@@ -48,12 +48,6 @@ def backoff(*, attempt: int) -> datetime.timedelta:
     return datetime.timedelta(seconds=min(settings.TODO_BACKOFF_SECONDS * 2 ** (attempt - 1), 3600))
 
 
-def due_items(*, list_name: str):
-    return TodoItem.objects.filter(list_name=list_name, status=TodoItem.Status.OPEN).filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=Now())
-    )
-
-
 def _lease_end() -> ExpressionWrapper:
     # The database's clock, not each machine's: workers on several hosts compare the same time.
     lease = Value(datetime.timedelta(seconds=settings.TODO_LEASE_SECONDS), output_field=DurationField())
@@ -63,7 +57,7 @@ def _lease_end() -> ExpressionWrapper:
 def _claim(todo: TodoList, *, worker: str, limit: int) -> list[TodoItem]:
     with transaction.atomic():
         candidates = (
-            due_items(list_name=todo.name)
+            TodoItem.objects.filter(TodoItem.due(), list_name=todo.name)
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=Now()))
             .select_for_update(skip_locked=True)
             .order_by("opened_position")[:limit]
@@ -140,20 +134,20 @@ def todo_list_work(
     worker = worker or worker_id()
     result = WorkResult(list_name)
     deadline = deadline or work_deadline()
-    while result.worked < max_items and time.monotonic() < deadline:
-        caught_up = projection_catch_up(name=todo.projection_name)
-        if caught_up.error:
-            # The list cannot see outcomes or failed attempts: working it would repeat itself.
-            logger.error("%s: projection halted, not working the list: %s", list_name, caught_up.error)
-            result.halted = caught_up.error
-            break
+    # Each batch ends with a catch-up (see _work_batch), so only the first needs one up front.
+    caught_up = projection_catch_up(name=todo.projection_name)
+    while not caught_up.error and result.worked < max_items and time.monotonic() < deadline:
         items = _claim(todo, worker=worker, limit=batch)
         if not items:
             break
         try:
-            _work_batch(todo, items, worker, result, deadline)
+            caught_up = _work_batch(todo, items, worker, result, deadline)
         finally:
             _release(items, worker)  # what the deadline left unworked is free again at once
+    if caught_up.error:
+        # The list cannot see outcomes or failed attempts: working it would repeat itself.
+        logger.error("%s: projection halted, not working the list: %s", list_name, caught_up.error)
+        result.halted = caught_up.error
     return result
 
 
@@ -165,7 +159,7 @@ def work_deadline() -> float:
 
 def _work_batch(
     todo: TodoList, items: list[TodoItem], worker: str, result: WorkResult, deadline: float
-) -> None:
+) -> CatchUpResult:
     succeeded = []
     for item in items:
         if time.monotonic() >= deadline:
@@ -182,8 +176,9 @@ def _work_batch(
         else:
             succeeded.append(item)
     # Close what was just decided before the claims go, so no worker picks it up again.
-    if projection_catch_up(name=todo.projection_name).error:
-        return
+    caught_up = projection_catch_up(name=todo.projection_name)
+    if caught_up.error:
+        return caught_up
     still_open = dict(
         TodoItem.objects.filter(
             list_name=todo.name, key__in=[i.key for i in succeeded], status=TodoItem.Status.OPEN
@@ -193,6 +188,7 @@ def _work_batch(
         if still_open.get(item.key) == item.attempts:
             result.failed += 1
             _record_failure(todo, item, NoOutcome("the work finished without recording an outcome"))
+    return caught_up
 
 
 def todo_lists_work(*, names: list[str] | None = None, rounds: int = 10) -> list[WorkResult]:

@@ -2,7 +2,7 @@
 
 A list is a projection run by the eventstore engine, so `replay_projections` rebuilds it. An item
 leaves its list when a closing event is recorded, and for no other reason: the automation never
-deletes items. Each key is opened once per list (a second opening event starts it afresh).
+deletes items. A list holds one item per key; a second opening event starts it afresh.
 """
 
 from __future__ import annotations
@@ -96,8 +96,8 @@ def _projection(todo: TodoList) -> Projection:
     def mine(event: RecordedEvent) -> bool:
         return event.data.get("list") == todo.name
 
-    def items(event: RecordedEvent, k: str | None = None):
-        return TodoItem.objects.filter(list_name=todo.name, key=k if k is not None else event.data["key"])
+    def items(k: str):
+        return TodoItem.objects.filter(list_name=todo.name, key=k)
 
     def on_open(event: RecordedEvent) -> None:
         # One upsert (INSERT ... ON CONFLICT DO UPDATE) of the projected columns only; the claim
@@ -123,7 +123,7 @@ def _projection(todo: TodoList) -> Projection:
         # A closing event for a key with no item closes nothing (e.g. OrderConfirmed for the
         # cancel list). Commands keep closings after openings (see order_cancel's guard); should
         # an item still outlive its outcome, the runner records NoOutcome and parks it in view.
-        items(event, key(event)).exclude(status=TodoItem.Status.DONE).update(
+        items(key(event)).exclude(status=TodoItem.Status.DONE).update(
             status=TodoItem.Status.DONE,
             closed_at=event.recorded_at,
             closed_position=event.position,
@@ -138,21 +138,21 @@ def _projection(todo: TodoList) -> Projection:
         )
 
     def on_domain_failure(event: RecordedEvent) -> None:
-        record_attempt(items(event, key(event)), event)
+        record_attempt(items(key(event)), event)
 
     def on_attempt_failed(event: RecordedEvent) -> None:
         if mine(event):
-            record_attempt(items(event), event)
+            record_attempt(items(event.data["key"]), event)
 
     def on_parked(event: RecordedEvent) -> None:
         if mine(event):
-            items(event).exclude(status=TodoItem.Status.DONE).update(
+            items(event.data["key"]).exclude(status=TodoItem.Status.DONE).update(
                 status=TodoItem.Status.PARKED, parked_at=event.recorded_at, last_error=event.data["reason"]
             )
 
     def on_retry(event: RecordedEvent) -> None:
         if mine(event):
-            items(event).exclude(status=TodoItem.Status.DONE).update(
+            items(event.data["key"]).exclude(status=TodoItem.Status.DONE).update(
                 status=TodoItem.Status.OPEN, parked_at=None, attempts=0, next_attempt_at=None
             )
 

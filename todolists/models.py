@@ -1,4 +1,6 @@
 from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Now
 
 
 class TodoItem(models.Model):
@@ -43,3 +45,8 @@ class TodoItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.list_name}: {self.key} ({self.status})"
+
+    @classmethod
+    def due(cls) -> Q:
+        """Open and not waiting out a backoff, by the database's clock."""
+        return Q(status=cls.Status.OPEN) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=Now()))

@@ -36,13 +36,12 @@ class ListStatus:
 def todo_lists_status() -> list[ListStatus]:
     now = timezone.now()
     open_ = Q(status=TodoItem.Status.OPEN)
-    due = open_ & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
     rows = {
         r["list_name"]: r
         for r in TodoItem.objects.values("list_name").annotate(
             open=Count("pk", filter=open_ | Q(status=TodoItem.Status.PARKED)),
-            due=Count("pk", filter=due),
-            retrying=Count("pk", filter=open_ & Q(next_attempt_at__gt=now)),
+            due=Count("pk", filter=TodoItem.due()),
+            retrying=Count("pk", filter=open_ & ~TodoItem.due()),
             parked=Count("pk", filter=Q(status=TodoItem.Status.PARKED)),
             done=Count("pk", filter=Q(status=TodoItem.Status.DONE)),
             oldest=Min("opened_at", filter=~Q(status=TodoItem.Status.DONE)),
