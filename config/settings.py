@@ -83,7 +83,7 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
     # A file, not :memory:, so threads and subprocesses in the tests share one database.
-    _db["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+    _db["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=str(BASE_DIR / "test-db.sqlite3"))}
 elif _db["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"):
     _db["ENGINE"] = "django.db.backends.postgresql"
     _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)

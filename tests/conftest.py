@@ -249,7 +249,8 @@ def qcluster(start_qcluster):
     return start_qcluster()
 
 
-REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
+# Another checkout on the same server picks its own with TEST_REDIS_URL (see README).
+REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 @pytest.fixture
