@@ -159,6 +159,19 @@ def correlation_read(*, correlation_id: str, types: Sequence[str] | None = None)
     return [RecordedEvent.from_row(r) for r in qs.order_by("position")]
 
 
+def correlations_read(
+    *, correlation_ids: Sequence[str], types: Sequence[str] | None = None
+) -> dict[str, list[RecordedEvent]]:
+    """Every event of several business cases in one query, grouped by correlation id, in log order."""
+    qs = Event.objects.filter(correlation_id__in=list(correlation_ids))
+    if types is not None:
+        qs = qs.filter(type__in=types)
+    grouped: dict[str, list[RecordedEvent]] = {c: [] for c in correlation_ids}
+    for row in qs.order_by("position"):
+        grouped[row.correlation_id].append(RecordedEvent.from_row(row))
+    return grouped
+
+
 def log_head() -> int:
     return Event.objects.aggregate(p=Max("position"))["p"] or 0
 
