@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 from eventstore.store import ConcurrencyError, RecordedEvent, correlation_read, event_append, stream_read
 from orders.events import OrderCancelled, OrderConfirmed, OrderPlaced
-from todolists.automation import todo_lists_nudge
 
 # ISO 4217 codes we accept, with the smallest charge Stripe takes in each: two-decimal currencies
 # only, because amounts carry at most 2 places and the gateways charge in minor units (cents).
@@ -112,7 +111,6 @@ def order_place(
         )
     except ConcurrencyError:
         raise OrderRejected(f"order {order_id} has already been placed") from None
-    todo_lists_nudge(event_types={"OrderPlaced"})
     return order_id
 
 
@@ -134,7 +132,7 @@ def order_confirm(*, order_id: str, actor: str = "system") -> None:
         raise OrderRejected(f"cannot confirm order {order_id}: it has not been paid")
     event_append(
         stream_id=order_stream(order_id),
-        events=[OrderConfirmed(order_id=order_id, payment_id=issued[-1].data["payment_id"])],
+        events=[OrderConfirmed(order_id=order_id, payment_id=issued[-1].event.payment_id)],
         expected_version=len(events),
         correlation_id=order_id,
         causation_id=str(issued[-1].position),
