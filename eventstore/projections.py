@@ -394,6 +394,18 @@ def projection_status(*, name: str | None = None) -> list[ProjectionStatus]:
     return result
 
 
+def halted_correlations() -> set[str]:
+    """The business cases (correlation ids) of the events projections are halted on: automations
+    leave them alone until the projections move on, so an order whose OrderPlaced cannot be read
+    is never charged. One query."""
+    halted_at = ProjectionCheckpoint.objects.filter(error_position__isnull=False).values("error_position")
+    return set(
+        Event.objects.filter(position__in=halted_at)
+        .exclude(correlation_id="")
+        .values_list("correlation_id", flat=True)
+    )
+
+
 def unregistered_events() -> dict[str, int]:
     """Events in the log whose type no installed app registers, counted by type. They are never
     applied by any projection, so they are reported instead of ignored."""
@@ -445,13 +457,13 @@ def projection_skip(
         raise SkipRefused(f"there is no event at position {position}")
     if target.type not in projection.handles:
         raise SkipRefused(f"{name} does not handle {target.type} events (position {position})")
+    if position in skipped_positions(name=name).get(name, set()):
+        raise SkipRefused(f"{name} already skips position {position}")
     checkpoint = ProjectionCheckpoint.objects.filter(name=name).first()
     halted_at = checkpoint.error_position if checkpoint else None
     if halted_at != position and not force:
         state = f"halted at position {halted_at}" if halted_at else "not halted"
         raise SkipRefused(f"{name} is {state}, not at position {position}; use --force to skip it anyway")
-    if position in skipped_positions(name=name).get(name, set()):
-        raise SkipRefused(f"{name} already skips position {position}")
     event_append(
         stream_id=f"projection-{name}",
         events=[ProjectionEventSkipped(projection=name, position=position, reason=reason)],
@@ -472,6 +484,7 @@ __all__ = [
     "ProjectionStatus",
     "SkipRefused",
     "Table",
+    "halted_correlations",
     "projection_catch_up",
     "projection_skip",
     "projection_status",

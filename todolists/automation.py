@@ -27,7 +27,12 @@ from django.db.models import DateTimeField, DurationField, ExpressionWrapper, Q,
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from eventstore.projections import CatchUpResult, projection_catch_up, projections_catch_up
+from eventstore.projections import (
+    CatchUpResult,
+    halted_correlations,
+    projection_catch_up,
+    projections_catch_up,
+)
 from eventstore.store import RecordedEvent, correlations_read, event_append
 from todolists.events import TodoAttemptFailed, TodoItemParked, TodoRetryRequested
 from todolists.lists import TodoList, registry
@@ -55,11 +60,12 @@ def _lease_end() -> ExpressionWrapper:
     return ExpressionWrapper(Now() + lease, output_field=DateTimeField())
 
 
-def _claim(todo: TodoList, *, worker: str, limit: int) -> list[TodoItem]:
+def _claim(todo: TodoList, *, worker: str, limit: int, avoid: set[str] = frozenset()) -> list[TodoItem]:
     with transaction.atomic():
         candidates = (
             TodoItem.objects.filter(TodoItem.due(), list_name=todo.name)
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=Now()))
+            .exclude(correlation_id__in=avoid)
             .select_for_update(skip_locked=True)
             .order_by("opened_position")[:limit]
         )
@@ -132,8 +138,10 @@ def todo_list_work(
     deadline = deadline or work_deadline()
     # Each batch ends with a catch-up (see _work_batch), so only the first needs one up front.
     caught_up = projection_catch_up(name=todo.projection_name)
+    # Business cases another projection is halted on wait for the operator (projection_skip).
+    avoid = halted_correlations()
     while not caught_up.error and result.worked < max_items and time.monotonic() < deadline:
-        items = _claim(todo, worker=worker, limit=batch)
+        items = _claim(todo, worker=worker, limit=batch, avoid=avoid)
         if not items:
             break
         try:
