@@ -53,7 +53,7 @@ def test_an_invalid_event_in_a_batch_refuses_the_whole_append():
 
 
 def test_the_gateways_smallest_charge_is_refused_at_placement_by_payments_rule(no_nudge):
-    with pytest.raises(OrderRejected, match="below the smallest charge of 0.30"):
+    with pytest.raises(OrderRejected, match=r"below the smallest charge of 0\.30"):
         order_place(amount="0.29", currency="GBP")
     assert not Event.objects.exists()
 
