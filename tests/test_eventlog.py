@@ -68,7 +68,7 @@ def test_reading_an_unregistered_type_names_type_and_position():
     assert f"position {row.position}" in str(excinfo.value)
 
 
-def test_payload_types_and_schema_versions_round_trip():
+def test_payload_types_and_schema_versions_round_trip(scoped_event_types):
     @event_type("TestPriced", version=2, upcasters={1: lambda d: {**d, "currency": "EUR"}})
     class Priced(DomainEvent):
         amount: decimal.Decimal
