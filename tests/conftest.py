@@ -62,15 +62,21 @@ class ThingHappened(DomainEvent):
 
 
 class Switch:
-    """Makes the test projection fail on events marked `poison` while `poisoned` is true."""
+    """Makes the test projection fail on events marked `poison` while `poisoned` is true; `hold`
+    (a pair of threading.Events) makes the next apply signal the first and wait for the second."""
 
     poisoned = True
+    hold: tuple | None = None
 
 
 SWITCH = Switch()
 
 
 def _apply_things(batch: Batch) -> None:
+    if SWITCH.hold:
+        (entered, release), SWITCH.hold = SWITCH.hold, None
+        entered.set()
+        assert release.wait(30), "the test never released the held apply"
     rows = []
     for e in batch.events:
         if e.event.poison and SWITCH.poisoned:
@@ -102,9 +108,9 @@ def scoped_event_types(monkeypatch):
 @pytest.fixture
 def applied_projection():
     """The projection writing one Applied row per TestThingHappened; `.poisoned` makes it fail."""
-    SWITCH.poisoned = True
+    SWITCH.poisoned, SWITCH.hold = True, None
     yield SWITCH
-    SWITCH.poisoned = True
+    SWITCH.poisoned, SWITCH.hold = True, None
 
 
 # --- the process -------------------------------------------------------------------------------

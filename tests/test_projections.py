@@ -219,19 +219,15 @@ def test_a_failed_checkpoint_write_commits_none_of_the_batchs_read_model_writes(
 
 @requires_postgres("watching a lock wait through pg_locks")
 def test_a_second_catch_up_waits_for_the_checkpoint_row_lock(applied_projection, run_in_thread, wait_until):
+    """The first catch-up holds the checkpoint while it applies; the second waits for it before
+    reading the checkpoint, then finds the batch applied and applies nothing twice."""
     applied_projection.poisoned = False
-    for i in range(3):
-        event_append(stream_id=f"s-{i}", events=[ThingHappened(n=i)], expected_version=0)
-    projection_catch_up(name="test_applied", batch_size=1)  # the checkpoint row exists
+    event_append(stream_id="s-0", events=[ThingHappened(n=0)], expected_version=0)
+    projection_catch_up(name="test_applied")  # the checkpoint row exists
     event_append(stream_id="s-late", events=[ThingHappened(n=9)], expected_version=0)
-    held, release = threading.Event(), threading.Event()
+    entered, release = threading.Event(), threading.Event()
+    applied_projection.hold = (entered, release)
     second: dict = {}
-
-    def hold_the_lock():
-        with transaction.atomic():
-            ProjectionCheckpoint.objects.select_for_update().get(name="test_applied")
-            held.set()
-            assert release.wait(30)
 
     def catch_up():
         with connection.cursor() as cursor:
@@ -244,14 +240,15 @@ def test_a_second_catch_up_waits_for_the_checkpoint_row_lock(applied_projection,
             cursor.execute("SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", [second["pid"]])
             return cursor.fetchone()[0] > 0
 
-    run_in_thread(hold_the_lock)
-    wait_until(held.is_set, message="the first catch-up to hold the checkpoint row")
+    run_in_thread(lambda: projection_catch_up(name="test_applied"))
+    wait_until(entered.is_set, message="the first catch-up to be applying, checkpoint locked")
     run_in_thread(catch_up)
     wait_until(lambda: "result" in second or ("pid" in second and waiting()), message="a lock wait")
     assert "result" not in second, "the second catch-up ran while the checkpoint row was locked"
     release.set()
     wait_until(lambda: "result" in second, message="the second catch-up to finish")
-    assert applied_positions() == all_positions()
+    assert second["result"].applied == 0
+    assert applied_positions() == all_positions()  # each event once
 
 
 def test_a_replay_keeps_the_live_projection_serving_and_catching_up(applied_projection, run_in_thread):
