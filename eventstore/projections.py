@@ -377,14 +377,13 @@ def projection_catch_up(
     """Apply every committed event after the checkpoint, a batch per transaction, until caught up
     or halted. `progress` is called with the checkpoint position after each batch."""
     projection = registry.get(name)
-    skips = skipped_positions(name=name).get(name, set())
     applied = skipped = 0
     while True:
         with transaction.atomic():
             checkpoint = _checkpoint_locked(name)
             key = LogKey(checkpoint.tx_id, checkpoint.position)
             try:
-                step = _apply_batch(projection, key, batch_size, skips)
+                step = _apply_batch(projection, key, batch_size, set(checkpoint.skipped))
             except _Halt as halt:
                 _record_halt(checkpoint, halt)
                 applied += halt.applied
@@ -432,7 +431,6 @@ def projection_status(*, name: str | None = None) -> list[ProjectionStatus]:
     names = [registry.get(name).name] if name else registry.names()
     head = log_head()
     rows = ProjectionCheckpoint.objects.in_bulk(names)
-    skips = skipped_positions()
     held = log_held_back()
     # Reported past a threshold: a transaction open for a few milliseconds is normal traffic.
     threshold = getattr(settings, "EVENTSTORE_HELD_BACK_AFTER_SECONDS", 5.0)
@@ -451,7 +449,7 @@ def projection_status(*, name: str | None = None) -> list[ProjectionStatus]:
                 error_type=cp.error_type,
                 error_message=cp.error_message,
                 error_count=cp.error_count,
-                skipped=len(skips.get(n, ())),
+                skipped=len(cp.skipped),
                 held_back_seconds=round(held_seconds, 1) if held_seconds is not None else None,
                 held_back_pid=held_pid,
             )
@@ -522,21 +520,25 @@ def projection_skip(
         raise SkipRefused(f"there is no event at position {position}")
     if target.type not in projection.handles:
         raise SkipRefused(f"{name} does not handle {target.type} events (position {position})")
-    if position in skipped_positions(name=name).get(name, set()):
-        raise SkipRefused(f"{name} already skips position {position}")
-    checkpoint = ProjectionCheckpoint.objects.filter(name=name).first()
-    halted_at = checkpoint.error_position if checkpoint else None
-    if halted_at != position and not force:
-        state = f"halted at position {halted_at}" if halted_at else "not halted"
-        raise SkipRefused(f"{name} is {state}, not at position {position}; use --force to skip it anyway")
-    event_append(
-        stream_id=f"projection-{name}",
-        events=[ProjectionEventSkipped(projection=name, position=position, reason=reason)],
-        expected_version=None,
-        correlation_id=target.correlation_id,
-        causation_id=str(position),
-        actor=actor,
-    )
+    with transaction.atomic():
+        checkpoint = _checkpoint_locked(name)
+        if position in checkpoint.skipped:
+            raise SkipRefused(f"{name} already skips position {position}")
+        halted_at = checkpoint.error_position
+        if halted_at != position and not force:
+            state = f"halted at position {halted_at}" if halted_at else "not halted"
+            raise SkipRefused(f"{name} is {state}, not at position {position}; use --force to skip it anyway")
+        event_append(
+            stream_id=f"projection-{name}",
+            events=[ProjectionEventSkipped(projection=name, position=position, reason=reason)],
+            expected_version=None,
+            correlation_id=target.correlation_id,
+            causation_id=str(position),
+            actor=actor,
+        )
+        # The checkpoint's copy of the log's skips, so a catch-up needs no extra query.
+        checkpoint.skipped = sorted({*checkpoint.skipped, position})
+        checkpoint.save(update_fields=["skipped"])
     return projection_catch_up(name=name)
 
 

@@ -181,11 +181,13 @@ def projection_replay(
                     progress(shadow.key.position)
             with transaction.atomic():
                 checkpoint = _checkpoint_locked(name)  # the live catch-ups wait from here
+                shadow.skips |= set(checkpoint.skipped)  # recorded while the shadow was built
                 while not shadow.step():
                     pass
                 for table in projection.tables:
                     _swap(table, shadow.models[table.model])
                 checkpoint.tx_id, checkpoint.position = shadow.key.tx_id, shadow.key.position
+                checkpoint.skipped = sorted(shadow.skips)
                 _clear_error(checkpoint)
                 checkpoint.save()
         except _Halt as halt:
