@@ -23,11 +23,9 @@ import dataclasses
 import datetime
 import enum
 import json
-import time
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
-import psycopg
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
@@ -36,7 +34,16 @@ from psycopg.types.json import Jsonb
 from eventstore.events import DomainEvent, InvalidEvent, ProjectionEventSkipped, registered_types
 from eventstore.models import Event, ProjectionCheckpoint
 from eventstore.registry import Registry
-from eventstore.store import LogKey, RecordedEvent, event_append, log_head, log_held_back, log_read, log_scan
+from eventstore.store import (
+    LogKey,
+    RecordedEvent,
+    event_append,
+    execute_binary,
+    log_head,
+    log_held_back,
+    log_read,
+    log_scan,
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -215,7 +222,7 @@ def _upsert(
         if postgresql:
             arrays = ", ".join(f"%b::{f.db_type(connection)}[]" for f in fields)
             sql = f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
-            _execute_binary(sql, values)
+            execute_binary(sql, values)
         else:
             placeholders = ", ".join(["%s"] * len(fields))
             cursor.executemany(
@@ -223,18 +230,6 @@ def _upsert(
                 f"ON CONFLICT ({conflict}) DO UPDATE SET {sets}",
                 list(zip(*values, strict=True)),
             )
-
-
-def _execute_binary(sql: str, params: list) -> None:
-    """Run one statement with server-side binding and binary parameters (`%b`): Django's cursors
-    quote every value into the query text, which for arrays of a thousand values costs more than
-    the write. Logged like Django's own queries, so query counts stay honest."""
-    connection.ensure_connection()
-    started = time.monotonic()
-    with psycopg.Cursor(connection.connection) as raw:
-        raw.execute(sql, params)
-    if connection.queries_logged:
-        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
 
 
 def _converter(field: models.Field, postgresql: bool) -> Callable[[Any], Any]:
