@@ -557,7 +557,7 @@ __all__ = [
 ]
 
 
-def projection_replay(*, name: str, batch_size: int = 1000, progress: Callable[[int], None] | None = None):
+def projection_replay(*, name: str, batch_size: int = 5000, progress: Callable[[int], None] | None = None):
     """Rebuild a projection without downtime; see eventstore/replay.py (imported late: it builds
     on this module)."""
     from eventstore.replay import projection_replay as replay

@@ -158,7 +158,7 @@ class _Shadow:
 
 
 def projection_replay(
-    *, name: str, batch_size: int = 1000, progress: Callable[[int], None] | None = None
+    *, name: str, batch_size: int = 5000, progress: Callable[[int], None] | None = None
 ) -> CatchUpResult:
     """Rebuild one projection from position 0 into shadow tables, then swap them in.
 
