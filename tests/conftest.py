@@ -8,6 +8,7 @@ import pytest
 from django.db import connection, connections, models
 
 from eventstore.events import event_type
+from eventstore.models import Event
 from eventstore.projections import Projection, registry
 
 ON_POSTGRES = connection.vendor == "postgresql"
@@ -39,15 +40,29 @@ class Applied(models.Model):
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        with connection.schema_editor() as editor:
-            editor.create_model(Applied)
-        if ON_POSTGRES:
-            # The log refuses TRUNCATE; let Django flush this throwaway test database between tests.
-            with connection.cursor() as cursor:
-                name = connection.settings_dict["NAME"]
-                cursor.execute(f'ALTER DATABASE "{name}" SET eventstore.allow_truncate = on')
-                cursor.execute("SET eventstore.allow_truncate = on")
+    with django_db_blocker.unblock(), connection.schema_editor() as editor:
+        editor.create_model(Applied)
+    if not ON_POSTGRES:
+        yield
+        return
+    # The log's trigger refuses TRUNCATE. Django's flush between transactional tests runs as the
+    # test database's owner (DATABASE_URL here), so it switches the trigger off around its
+    # TRUNCATE, inside the flush's own transaction: no other session ever sees it off.
+    with pytest.MonkeyPatch.context() as patch:
+        operations = type(connection.ops)
+        patch.setattr(operations, "sql_flush", _sql_flush_as_owner(operations.sql_flush))
+        yield
+
+
+def _sql_flush_as_owner(sql_flush):
+    def flush(self, style, tables, **kwargs):
+        statements = sql_flush(self, style, tables, **kwargs)
+        if Event._meta.db_table not in tables:
+            return statements
+        trigger = f"{Event._meta.db_table} %s TRIGGER eventstore_event_no_truncate"
+        return [f"ALTER TABLE {trigger % 'DISABLE'}", *statements, f"ALTER TABLE {trigger % 'ENABLE'}"]
+
+    return flush
 
 
 # --- test events and projection --------------------------------------------------------------
