@@ -6,12 +6,18 @@ from collections.abc import Callable
 
 import pytest
 from django.db import connection, connections, models
+from hypothesis import settings as hypothesis_settings
 
 from eventstore.events import event_type
 from eventstore.models import Event
 from eventstore.projections import Projection, registry
 
 ON_POSTGRES = connection.vendor == "postgresql"
+
+# Examples touch the database and the machine is shared: no per-example deadline; the counts
+# stay modest (tests raise them where a property earns it). HYPOTHESIS_PROFILE picks another.
+hypothesis_settings.register_profile("suite", deadline=None, max_examples=100)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 
 def requires_postgres(why: str) -> pytest.MarkDecorator:
