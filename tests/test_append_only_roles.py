@@ -19,7 +19,8 @@ from eventstore.roles import app_role_grant
 from eventstore.store import event_append
 from tests.conftest import ThingHappened, requires_postgres
 
-pytestmark = [requires_postgres("database roles are PostgreSQL's"), pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
+postgres_only = requires_postgres("database roles are PostgreSQL's")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -63,6 +64,7 @@ def app_role():
         _drop_role(admin, role)
 
 
+@postgres_only
 def test_the_app_role_adds_to_the_log_and_reads_it(app_role):
     event_append(stream_id="s-1", events=[ThingHappened(n=1)], expected_version=0)
     with psycopg.connect(**app_role) as app:
@@ -75,6 +77,7 @@ def test_the_app_role_adds_to_the_log_and_reads_it(app_role):
     assert rows == [(1, {"n": 1, "poison": False}), (2, {"n": 2})]
 
 
+@postgres_only
 @pytest.mark.parametrize(
     "statements",
     [
@@ -100,6 +103,7 @@ def test_the_app_role_cannot_change_the_log(app_role, statements):
     assert list(Event.objects.values_list("stream_id", "type")) == [("s-1", "TestThingHappened")]
 
 
+@postgres_only
 def test_granting_refuses_roles_that_could_undo_it():
     role = f"{connection.settings_dict['NAME']}_maker"
     with pytest.raises(CommandError, match="superuser"):
@@ -151,6 +155,7 @@ def _manage(*args: str, **env: str) -> str:
     return result.stdout
 
 
+@postgres_only
 def test_migrate_as_the_owner_then_run_the_process_as_the_app_role(owned_database):
     owner, app = owned_database
     roles = {"DATABASE_URL": _url(app), "DATABASE_OWNER_URL": _url(owner)}
@@ -177,3 +182,9 @@ def test_migrate_as_the_owner_then_run_the_process_as_the_app_role(owned_databas
         conn.execute("SET eventstore.allow_truncate = 'on'")
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
             conn.execute("TRUNCATE eventstore_event")
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite only (PostgreSQL has roles)")
+def test_on_sqlite_the_grant_command_says_there_are_no_roles():
+    with pytest.raises(CommandError, match="SQLite has none"):
+        call_command("eventstore_grant_app_role", "--role", "shop_app")
