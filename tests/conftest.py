@@ -1,16 +1,16 @@
-import dataclasses
 import os
 import threading
 import time
 from collections.abc import Callable
 
 import pytest
+from django.core.management import call_command
 from django.db import connection, connections, models
 from hypothesis import settings as hypothesis_settings
 
-from eventstore.events import event_type
+from eventstore.events import DomainEvent, event_type
 from eventstore.models import Event
-from eventstore.projections import Projection, registry
+from eventstore.projections import Batch, Projection, Table, registry
 
 ON_POSTGRES = connection.vendor == "postgresql"
 
@@ -46,8 +46,11 @@ class Applied(models.Model):
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock(), connection.schema_editor() as editor:
-        editor.create_model(Applied)
+    with django_db_blocker.unblock():
+        with connection.schema_editor() as editor:
+            editor.create_model(Applied)
+        # Django's system checks, as `manage.py test` would run them: a misdeclared list fails the run.
+        call_command("check", fail_level="ERROR")
     if not ON_POSTGRES:
         yield
         return
@@ -75,34 +78,46 @@ def _sql_flush_as_owner(sql_flush):
 
 
 @event_type("TestThingHappened")
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class ThingHappened:
+class ThingHappened(DomainEvent):
     n: int = 0
     poison: bool = False
 
 
+class Switch:
+    """Makes the test projection fail on events marked `poison` while `poisoned` is true."""
+
+    poisoned = True
+
+
+SWITCH = Switch()
+
+
+def _apply_things(batch: Batch) -> None:
+    rows = []
+    for e in batch.events:
+        if e.event.poison and SWITCH.poisoned:
+            raise ValueError(f"cannot handle thing {e.event.n}")
+        rows.append(batch.model(Applied)(position=e.position, stream_id=e.stream_id))
+    batch.model(Applied).objects.bulk_create(rows)
+
+
+# Registered for the whole session, so the system checks see every test event type handled.
+registry.register(
+    Projection(
+        name="test_applied",
+        handles=("TestThingHappened",),
+        apply=_apply_things,
+        tables=(Table(model=Applied),),
+    )
+)
+
+
 @pytest.fixture
 def applied_projection():
-    """A projection that writes one Applied row per TestThingHappened; `.poisoned` makes it fail."""
-
-    class Switch:
-        poisoned = True
-
-    switch = Switch()
-
-    def on_thing(event):
-        if event.data.get("poison") and switch.poisoned:
-            raise ValueError(f"cannot handle thing {event.data['n']}")
-        Applied.objects.create(position=event.position, stream_id=event.stream_id)
-
-    projection = Projection(
-        name="test_applied",
-        handlers={"TestThingHappened": on_thing},
-        reset=lambda: Applied.objects.all().delete(),
-    )
-    registry.register(projection)
-    yield switch
-    registry.unregister(projection.name)
+    """The projection writing one Applied row per TestThingHappened; `.poisoned` makes it fail."""
+    SWITCH.poisoned = True
+    yield SWITCH
+    SWITCH.poisoned = True
 
 
 # --- the process -------------------------------------------------------------------------------

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from eventstore.projections import projection_status
+from eventstore.projections import projection_status, unregistered_events
 
 
 class Command(BaseCommand):
@@ -13,6 +13,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         rows = projection_status()
+        unknown = unregistered_events()
         if options["json"]:
             self.stdout.write(json.dumps([r.as_dict() for r in rows], indent=2))
             return
@@ -20,3 +21,5 @@ class Command(BaseCommand):
         for r in rows:
             status = f"HALTED at {r.error_position} ({r.error_type}): {r.error_message}" if r.halted else "ok"
             self.stdout.write(f"{r.name:<28} {r.position:>10} {r.head:>10} {r.lag:>8}  {status}")
+        for type_name, count in unknown.items():
+            self.stdout.write(f"unregistered event type {type_name}: {count} event(s) no projection reads")

@@ -22,6 +22,6 @@ def forward(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("eventstore", "0002_append_only")]
+    dependencies = [("eventstore", "0003_read_order_by_transaction")]
     # Going back keeps the stricter function: unapplying must never reopen the hatch.
     operations = [migrations.RunPython(forward, migrations.RunPython.noop)]
