@@ -29,6 +29,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import msgspec
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -352,7 +353,7 @@ def _recorded(rows: list[tuple]) -> list[RecordedEvent]:
             stream_version=r[2],
             type=r[3],
             schema_version=r[4],
-            data=json.loads(r[5]) if isinstance(r[5], str | bytes) else r[5],
+            data=msgspec.json.decode(r[5]) if isinstance(r[5], str | bytes) else r[5],
             correlation_id=r[6],
             causation_id=r[7],
             actor=r[8],

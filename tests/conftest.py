@@ -113,6 +113,15 @@ registry.register(
 
 
 @pytest.fixture
+def scoped_event_types(monkeypatch):
+    """Event types a test registers are unregistered after it (the registry is process-wide)."""
+    from eventstore import events
+
+    monkeypatch.setattr(events, "_REGISTRY", dict(events._REGISTRY))
+    monkeypatch.setattr(events, "_UPCASTERS", dict(events._UPCASTERS))
+
+
+@pytest.fixture
 def applied_projection():
     """The projection writing one Applied row per TestThingHappened; `.poisoned` makes it fail."""
     SWITCH.poisoned = True

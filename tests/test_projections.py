@@ -6,9 +6,9 @@ import threading
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 
-from eventstore.models import Event
+from eventstore.models import Event, ProjectionCheckpoint
 from eventstore.projections import projection_catch_up, projection_replay, projection_status
 from eventstore.store import ConcurrencyError, event_append, log_read, stream_version
 from tests.conftest import Applied, ThingHappened, requires_postgres
@@ -199,3 +199,111 @@ def test_replay_of_a_todo_list_keeps_live_claims(no_nudge):
     item = TodoItem.objects.get(key=order_id)
     assert (item.claimed_by, item.claimed_until) == ("worker-1", until)
     assert item.pk == before.pk  # rewritten in place: a worker's release during the replay finds it
+
+
+def test_a_failed_checkpoint_write_commits_none_of_the_batchs_read_model_writes(
+    applied_projection, monkeypatch
+):
+    applied_projection.poisoned = False
+    for i in range(5):
+        event_append(stream_id=f"s-{i}", events=[ThingHappened(n=i)], expected_version=0)
+
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("checkpoint write failed")
+
+    monkeypatch.setattr(ProjectionCheckpoint, "save", refuse)
+    with pytest.raises(RuntimeError, match="checkpoint write failed"):
+        projection_catch_up(name="test_applied")
+    assert not Applied.objects.exists()  # the handlers' rows went with the checkpoint
+
+
+@requires_postgres("watching a lock wait through pg_locks")
+def test_a_second_catch_up_waits_for_the_checkpoint_row_lock(applied_projection, run_in_thread, wait_until):
+    applied_projection.poisoned = False
+    for i in range(3):
+        event_append(stream_id=f"s-{i}", events=[ThingHappened(n=i)], expected_version=0)
+    projection_catch_up(name="test_applied", batch_size=1)  # the checkpoint row exists
+    event_append(stream_id="s-late", events=[ThingHappened(n=9)], expected_version=0)
+    held, release = threading.Event(), threading.Event()
+    second: dict = {}
+
+    def hold_the_lock():
+        with transaction.atomic():
+            ProjectionCheckpoint.objects.select_for_update().get(name="test_applied")
+            held.set()
+            assert release.wait(30)
+
+    def catch_up():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            second["pid"] = cursor.fetchone()[0]
+        second["result"] = projection_catch_up(name="test_applied")
+
+    def waiting() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", [second["pid"]])
+            return cursor.fetchone()[0] > 0
+
+    run_in_thread(hold_the_lock)
+    wait_until(held.is_set, message="the first catch-up to hold the checkpoint row")
+    run_in_thread(catch_up)
+    wait_until(lambda: "result" in second or ("pid" in second and waiting()), message="a lock wait")
+    assert "result" not in second, "the second catch-up ran while the checkpoint row was locked"
+    release.set()
+    wait_until(lambda: "result" in second, message="the second catch-up to finish")
+    assert applied_positions() == all_positions()
+
+
+def test_a_replay_keeps_the_live_projection_serving_and_catching_up(applied_projection, run_in_thread):
+    """The rebuild runs in short batch transactions: between two of them another connection appends
+    and catches the live projection up, and the live rows stay whole the whole time."""
+    applied_projection.poisoned = False
+    for i in range(40):
+        event_append(stream_id=f"s-{i % 4}", events=[ThingHappened(n=i)], expected_version=None)
+    projection_catch_up(name="test_applied")
+    live_during: list[int] = []
+
+    def meanwhile(position: int) -> None:
+        if live_during:
+            return
+
+        def live_traffic():
+            event_append(stream_id="s-new", events=[ThingHappened(n=99)], expected_version=None)
+            projection_catch_up(name="test_applied")
+
+        run_in_thread(live_traffic).join(30)
+        live_during.append(Applied.objects.count())
+
+    result = projection_replay(name="test_applied", batch_size=10, progress=meanwhile)
+    assert not run_in_thread.errors and not result.error
+    assert live_during == [41]  # the live table served all its rows, plus the new one, mid-rebuild
+    assert applied_positions() == all_positions()  # the swapped-in rows include the new event
+    assert result.applied == 41
+
+
+@requires_postgres("transaction ids are PostgreSQL's")
+def test_projection_status_names_a_write_transaction_that_holds_readers_back(
+    applied_projection, run_in_thread, wait_until, settings, capsys
+):
+    settings.EVENTSTORE_HELD_BACK_AFTER_SECONDS = 0.5
+    opened, release = threading.Event(), threading.Event()
+
+    def long_write():
+        with transaction.atomic():
+            event_append(stream_id="slow", events=[ThingHappened(n=1)], expected_version=0)
+            opened.set()
+            assert release.wait(30)
+
+    run_in_thread(long_write)
+    wait_until(opened.is_set, message="a write transaction to stay open")
+    event_append(stream_id="fast", events=[ThingHappened(n=2)], expected_version=0)
+    assert projection_catch_up(name="test_applied").applied == 0  # held back, not skipped
+    wait_until(
+        lambda: projection_status(name="test_applied")[0].held_back_seconds is not None,
+        message="the open transaction to pass the threshold",
+    )
+    call_command("projection_status")
+    assert "held back by a write transaction open for" in capsys.readouterr().out
+    release.set()
+    wait_until(lambda: projection_catch_up(name="test_applied").applied == 2 or len(applied_positions()) == 2)
+    assert applied_positions() == all_positions()
