@@ -430,6 +430,7 @@ def log_held_back() -> tuple[float, int] | None:
             """
             SELECT EXTRACT(EPOCH FROM clock_timestamp() - xact_start), pid FROM pg_stat_activity
             WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+              AND xact_start IS NOT NULL  -- hidden from a role without pg_read_all_stats
             ORDER BY age(backend_xid) DESC LIMIT 1
             """
         )

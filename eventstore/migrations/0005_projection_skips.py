@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('eventstore', '0003_read_order_by_transaction'),
+        ('eventstore', '0004_append_only_roles'),
     ]
 
     operations = [
