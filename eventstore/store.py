@@ -185,22 +185,27 @@ def _insert(
         rows = _insert_orm(stream_id, payloads, expected_version, meta)
     if not rows:
         raise ConcurrencyError(stream_id, expected_version or 0, stream_version(stream_id=stream_id))
+    return [
+        RecordedEvent(position=position, stream_version=version, tx_id=tx_id, **fields)
+        for (position, version, tx_id), fields in zip(rows, _columns(stream_id, payloads, meta), strict=True)
+    ]
+
+
+def _columns(stream_id: str, payloads: list[tuple[str, int, dict]], meta: tuple) -> list[dict[str, Any]]:
+    """The columns of each event to append that the caller decides (not position or version)."""
     correlation_id, causation_id, actor, recorded_at = meta
     return [
-        RecordedEvent(
-            position=position,
-            stream_id=stream_id,
-            stream_version=version,
-            type=type_name,
-            schema_version=schema_version,
-            data=data,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
-            actor=actor,
-            recorded_at=recorded_at,
-            tx_id=tx_id,
-        )
-        for (position, version, tx_id), (type_name, schema_version, data) in zip(rows, payloads, strict=True)
+        {
+            "stream_id": stream_id,
+            "type": type_name,
+            "schema_version": schema_version,
+            "data": data,
+            "correlation_id": correlation_id,
+            "causation_id": causation_id,
+            "actor": actor,
+            "recorded_at": recorded_at,
+        }
+        for type_name, schema_version, data in payloads
     ]
 
 
@@ -239,24 +244,13 @@ def _insert_postgresql(stream_id, payloads, expected_version, meta) -> list[tupl
 
 
 def _insert_orm(stream_id, payloads, expected_version, meta) -> list[tuple[int, int, int]]:
-    correlation_id, causation_id, actor, recorded_at = meta
     current = stream_version(stream_id=stream_id)
     if expected_version is not None and current != expected_version:
         raise ConcurrencyError(stream_id, expected_version, current)
     rows = Event.objects.bulk_create(
         [
-            Event(
-                stream_id=stream_id,
-                stream_version=current + i,
-                type=type_name,
-                schema_version=schema_version,
-                data=data,
-                correlation_id=correlation_id,
-                causation_id=causation_id,
-                actor=actor,
-                recorded_at=recorded_at,
-            )
-            for i, (type_name, schema_version, data) in enumerate(payloads, start=1)
+            Event(stream_version=current + i, **fields)
+            for i, fields in enumerate(_columns(stream_id, payloads, meta), start=1)
         ]
     )
     return [(r.position, r.stream_version, 0) for r in rows]
