@@ -141,3 +141,22 @@ def test_a_business_case_is_read_in_causal_order_across_streams():
     assert read == ["OrderPlaced", "PaymentIssued"]
     projection_catch_up(name="payments")
     assert Payment.objects.get(order_id=order_id).status == "issued"
+
+
+@requires_postgres("rebuilding in several processes needs a server database")
+@pytest.mark.django_db(transaction=True)
+def test_replay_in_two_processes_rebuilds_the_same_rows(place_orders):
+    from django.core.management import call_command
+
+    place_orders(visa=5, declined=2)
+    call_command("process_todos")
+    before = process_snapshot()
+    call_command("replay_projections", "--jobs", "2")
+    assert process_snapshot() == before
+
+
+def test_replay_jobs_must_be_positive():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="--jobs must be a positive integer"):
+        call_command("replay_projections", "--jobs", "0")
