@@ -10,6 +10,7 @@ from __future__ import annotations
 import decimal
 import json
 import multiprocessing
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -83,8 +84,12 @@ def peer(url: str) -> Callable[[int], None]:
 
 
 def _writer(make: Callable[[], Callable[[int], None]], first: int, count: int, barrier) -> None:
-    append = make()
-    append(first)  # connect and warm up before the clock starts
+    try:
+        append = make()
+        append(first)  # connect and warm up before the clock starts
+    except BaseException:
+        barrier.abort()  # the parent fails at once instead of waiting out the barrier
+        raise
     barrier.wait()
     for i in range(first + 1, first + 1 + count):
         append(i)
@@ -101,7 +106,12 @@ def writers_run(make: Callable[[], Callable[[int], None]], *, n: int, writers: i
     procs = [ctx.Process(target=_writer, args=(make, k * (per + 1), per, barrier)) for k in range(writers)]
     for p in procs:
         p.start()
-    barrier.wait(timeout=60)
+    try:
+        barrier.wait(timeout=120)
+    except threading.BrokenBarrierError:
+        for p in procs:
+            p.kill()
+        raise SystemExit("an append writer failed while connecting (its traceback is above)") from None
     start = time.perf_counter()
     for p in procs:
         p.join(timeout=max(timeout - (time.perf_counter() - start), 1))

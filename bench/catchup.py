@@ -131,7 +131,7 @@ def run(*, url: str, quick: bool, profile: bool = False, **_) -> list[Row]:
     from eventstore.projections import projection_catch_up, projection_replay
 
     deadline = Deadline(BUDGET["quick" if quick else "full"])
-    orders = 1000 if quick else 10_000
+    orders = 500 if quick else 10_000
     events = seed.log_seed(orders=orders)
     log(f"catchup: seeded {events} events of {orders} orders")
 

@@ -72,7 +72,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def run(*, url: str, quick: bool, **_) -> list[Row]:
-    phases = [(10, 5), (100, 5)] if quick else [(10, 20), (100, 20)]
+    phases = [(10, 3), (100, 2)] if quick else [(10, 20), (100, 20)]
     env = bench_env(url, **SETTINGS)
     broker = "Redis" if "REDIS_URL" in env else "ORM"
     rows = []

@@ -19,7 +19,7 @@ from bench import seed
 from bench.common import Row, Target, bench_env, log
 
 NAME = "replay_1m"
-BUDGET = {"quick": 240, "full": 420}
+BUDGET = {"quick": 240, "full": 360}
 SETTINGS: dict[str, str] = {}
 ROOT = Path(__file__).resolve().parent.parent
 
