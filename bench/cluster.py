@@ -66,6 +66,21 @@ def place_at(rate: float, seconds: float) -> tuple[list[str], float]:
     return ids, count / (time.perf_counter() - start)
 
 
+def _queued(broker: str) -> str:
+    if broker != "ORM":
+        return "?"
+    from django_q.models import OrmQ
+
+    return str(OrmQ.objects.count())
+
+
+def _errors(path: str) -> str:
+    """The cluster's last error lines, if any, for the note."""
+    lines = [line.strip() for line in Path(path).read_text(errors="replace").splitlines()]
+    errors = [line for line in lines if "ERROR" in line or "Error" in line][-2:]
+    return ("; cluster log: " + " | ".join(e[:200] for e in errors)) if errors else ""
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -92,10 +107,13 @@ def run(*, url: str, quick: bool, **_) -> list[Row]:
             ids, achieved = place_at(rate, seconds)
             latencies = wait_confirmed(ids, DRAIN_SECONDS)
             kept_up = len(latencies) == len(ids) and achieved >= 0.95 * rate
+            alive = cluster.poll() is None
+            queued = _queued(broker)
             p50 = statistics.median(latencies) if latencies else float("nan")
             p99 = percentile(latencies, 99) if latencies else float("nan")
             note = (f"{len(latencies)}/{len(ids)} confirmed within {DRAIN_SECONDS} s of the last placement;"
-                    f" placed at {achieved:.1f}/s by one process; kept up: {'yes' if kept_up else 'NO'}; {broker} broker")  # fmt: skip
+                    f" placed at {achieved:.1f}/s by one process; kept up: {'yes' if kept_up else 'NO'}; {broker} broker;"
+                    f" cluster {'running' if alive else 'EXITED'}; tasks still queued: {queued}{_errors(out.name)}")  # fmt: skip
             log(f"cluster {rate}/s: p50 {p50:.3f} s, p99 {p99:.3f} s; {note}")
             label = f"live cluster {rate}/s for {seconds} s, placed -> confirmed"
             rows.append(Row(NAME, f"{label}, p50", len(ids), p50, "s", higher_is_better=False))

@@ -7,6 +7,7 @@ once per benchmark with that database, and nothing one benchmark leaves behind s
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Callable
@@ -129,7 +130,7 @@ class Row:
             "bench": self.bench,
             "name": self.name,
             "n": self.n,
-            "value": round(self.value, 3),
+            "value": None if math.isnan(self.value) else round(self.value, 3),  # JSON has no NaN
             "unit": self.unit,
             "baseline": None if self.baseline is None else round(self.baseline, 3),
             "baseline_name": self.baseline_name,

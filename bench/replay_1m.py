@@ -66,10 +66,13 @@ def run(*, url: str, quick: bool, **_) -> list[Row]:
     timeout = BUDGET["quick" if quick else "full"] - 60
     seconds, rss_mb, finished, output = replay_subprocess(url, timeout)
     done = [line.split(":")[0] for line in output.splitlines() if ": applied " in line]
+    names = registry.names()
+    running = next((n for n in names if n not in done), "")
     note = (
         f"all {len(done)} projections replayed"
         if finished
-        else f"STOPPED at {timeout} s: replayed {len(done)} of {len(registry.names())} projections ({', '.join(done)})"
+        else f"STOPPED at {timeout} s: replayed {len(done)} of {len(names)} projections"
+        f" ({', '.join(done) or 'none'}); {running} was still in its replay transaction"
     )
     log(f"replay_1m: {seconds:.1f} s, peak RSS {rss_mb:.0f} MB; {note}")
     return [

@@ -95,7 +95,7 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         met = {True: "yes", False: "NO", None: ""}[r["met"]]
         ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"
-        lines.append((r["name"], str(r["n"]), _fmt(r["value"], r["unit"]), r["unit"],
+        lines.append((r["name"], str(r["n"]), "none" if r["value"] is None else _fmt(r["value"], r["unit"]), r["unit"],
                       _fmt(r["baseline"], r["unit"]), ratio, r["target"], met))  # fmt: skip
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = [" | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True)))
