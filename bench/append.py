@@ -31,7 +31,15 @@ RAW_INSERT = (
 )
 # What eventstore.events may call the step that turns an event into stored data (the lead is
 # rewriting it); the first one found is measured and named in the result.
-ENCODERS = ("event_encode", "event_validate", "event_to_data", "event_to_json", "encode")
+ENCODERS = (
+    "event_encode",
+    "event_validate",
+    "event_to_data",
+    "event_to_json",
+    "event_dump",
+    "encode_event",
+    "encode",
+)
 
 
 def _order_placed_kwargs(i: int) -> dict:
