@@ -25,8 +25,8 @@ BUDGET = {"quick": 150, "full": 300}
 SETTINGS = {"TODO_NUDGE": "true", "Q_WORKERS": "2"}
 ROOT = Path(__file__).resolve().parent.parent
 PLACERS = 2
-DRAIN_SECONDS = 30
-KEPT_UP_SECONDS = 5.0  # how long after the last placement every order may take to be confirmed
+DRAIN_SECONDS = 30  # how long the benchmark waits after the last placement for the confirmations
+KEPT_UP_SECONDS = 5.0  # a backlog that drains within this after the last placement was kept up with
 
 
 def confirmed_latencies(order_ids: list[str]) -> list[float]:
