@@ -1,5 +1,6 @@
 """Replay of the whole log (orders + payments + lists events of ~270k orders, 1,000,000 events;
-50,000 in quick mode): `manage.py replay_projections` in a subprocess, wall time and peak RSS.
+50,000 in quick mode): `manage.py replay_projections --jobs 2` in a subprocess, wall time and peak
+RSS (of the command's process and its children).
 
 The log is written by bulk SQL (bench/seed.py). The replay is stopped at the time budget, and the
 result then says which projections it finished.
@@ -33,7 +34,7 @@ def replay_subprocess(url: str, timeout: float) -> tuple[float, float, bool, str
     with tempfile.TemporaryFile("w+") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "manage.py", "replay_projections"],
+            [sys.executable, "manage.py", "replay_projections", "--jobs", "2"],
             cwd=ROOT, env=bench_env(url), stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
         finished = True
