@@ -74,7 +74,7 @@ def main() -> None:
     from eventstore.projections import projection_replay
     from eventstore.store import event_append
     from orders.commands import order_place
-    from todolists.automation import todo_lists_work
+    from todolists.runner import todo_lists_work
 
     @event_type("BenchRecorded")
     @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -171,6 +171,8 @@ INPROCESS_GATEWAY_FAILURE_RATE = env.float("INPROCESS_GATEWAY_FAILURE_RATE", def
 
 TODO_MAX_ATTEMPTS = env.int("TODO_MAX_ATTEMPTS", default=5)
 TODO_BACKOFF_SECONDS = env.float("TODO_BACKOFF_SECONDS", default=5.0)
-TODO_LEASE_SECONDS = env.int("TODO_LEASE_SECONDS", default=60)
+# Short leases, renewed by a heartbeat while a worker holds the items: a dead worker's items are
+# free again within this many seconds.
+TODO_LEASE_SECONDS = env.int("TODO_LEASE_SECONDS", default=10)
 # Enqueue a django-q2 task right after a command commits (latency); the schedule is the safety net.
 TODO_NUDGE = env.bool("TODO_NUDGE", default=True)

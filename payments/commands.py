@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import datetime
 import decimal
 import enum
+from collections.abc import Sequence
 
-from eventstore.store import ConcurrencyError, correlation_read, event_append, stream_read
-from payments.events import PaymentAttemptFailed, PaymentFailed, PaymentIssued, PaymentStarted
+from eventstore.store import (
+    ConcurrencyError,
+    RecordedEvent,
+    correlation_read,
+    correlations_read,
+    event_append,
+    stream_read,
+)
+from payments.events import PaymentFailed, PaymentIssued, PaymentStarted
 from payments.gateway import PaymentDeclined, PaymentGateway, get_gateway
-from todolists.automation import todo_lists_nudge
+from todolists.nudge import todo_lists_nudge
 
 OUTCOMES = ("PaymentIssued", "PaymentFailed")
 
@@ -30,16 +37,29 @@ def payment_idempotency_key(order_id: str) -> str:
     return f"order-{order_id}-payment"
 
 
-def payment_issue(*, order_id: str, gateway: PaymentGateway | None = None) -> Outcome:
+def payments_read(*, order_ids: Sequence[str]) -> dict[str, list[RecordedEvent]]:
+    """Every event of these orders (their cases, across streams), in one query: a batch's re-check."""
+    return correlations_read(correlation_ids=order_ids)
+
+
+def payment_issue(
+    *, order_id: str, gateway: PaymentGateway | None = None, case: Sequence[RecordedEvent] | None = None
+) -> Outcome:
     """Charge the order's payment unless its outcome is already recorded, and record the outcome.
 
-    Raises GatewayUnavailable (or any unexpected error) for the runner to record as a failed attempt.
+    `case` is the order's events across streams (see `payments_read`), read after the caller's
+    lease was renewed; without it they are read here. Raises GatewayUnavailable (or any
+    unexpected error) for the runner to record as a failed attempt.
     """
     stream = payment_stream(order_id)
-    history = stream_read(stream_id=stream)
+    if case is None:
+        case = correlation_read(correlation_id=order_id)
+    history = [e for e in case if e.stream_id == stream]
     if any(e.type in OUTCOMES for e in history):
         return Outcome.ALREADY_DECIDED  # a lagging list or a second worker: never charge again
-    [placed] = correlation_read(correlation_id=order_id, types=["OrderPlaced"])
+    if any(e.type == "OrderCancelled" for e in case):
+        return Outcome.ORDER_CANCELLED  # nothing to charge; the cancellation closes the item
+    [placed] = [e for e in case if e.type == "OrderPlaced"]
     version = len(history)
     if not any(e.type == "PaymentStarted" for e in history):
         try:
@@ -102,14 +122,4 @@ def _start(*, order_id: str, expected_version: int, causation_id: str) -> None:
         causation_id=causation_id,
         actor="automation",
         guard=order_not_cancelled,
-    )
-
-
-def payment_attempt_failed_record(*, item, attempt: int, error: str, retry_at: datetime.datetime) -> None:
-    event_append(
-        stream_id=payment_stream(item.key),
-        events=[PaymentAttemptFailed(order_id=item.key, attempt=attempt, error=error, retry_at=retry_at)],
-        expected_version=None,
-        correlation_id=item.key,
-        actor="automation",
     )

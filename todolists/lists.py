@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from eventstore.projections import Projection
 from eventstore.projections import registry as projection_registry
@@ -18,8 +18,8 @@ from eventstore.registry import Registry
 from eventstore.store import RecordedEvent
 from todolists.models import TodoItem
 
-Work = Callable[[TodoItem], None]
-RecordFailure = Callable[..., None]
+Work = Callable[..., Mapping[str, Exception | None]]
+"""work(items: Sequence[TodoItem], *, deadline: float) -> {key: None when done, or the error}."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,12 +29,15 @@ class TodoList:
     opened_by: tuple[str, ...]
     closed_by: tuple[str, ...]
     work: Work
-    """The automation: does the work for one item and records the outcome as events."""
+    """The automation, called with a claimed batch: `work(items, deadline=...)` re-reads the
+    batch's streams, acts item by item (starting none after `deadline`, a time.monotonic() value)
+    and records each outcome as events. It returns {key: None (done, or nothing left to do) or
+    the item's error} for the items it tried; the runner records every error as a failed attempt
+    (TodoAttemptFailed) and releases the rest."""
     key_field: str = "order_id"
     failed_by: tuple[str, ...] = ()
-    """Domain events recording a failed attempt (with `attempt`, `error`, `retry_at` fields)."""
-    record_failure: RecordFailure | None = None
-    """Appends one of `failed_by` (keyword args: item, attempt, error, retry_at); default TodoAttemptFailed."""
+    """Deprecated: failed attempts are TodoAttemptFailed for every list (kept for the projection
+    until it is rewritten)."""
 
     @property
     def projection_name(self) -> str:
