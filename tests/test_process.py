@@ -177,24 +177,43 @@ def counting_charges(monkeypatch) -> collections.Counter:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_never_work_the_same_item(place_orders, settings, run_in_thread, monkeypatch):
-    settings.INPROCESS_GATEWAY_LATENCY_MS = 20  # keep both workers busy at the same time
-    paid, _ = place_orders(visa=30, declined=0)
-    calls = counting_charges(monkeypatch)
-    worked = collections.Counter()
-    start = threading.Barrier(2)
+def test_two_workers_never_work_the_same_item(place_orders, run_in_thread, monkeypatch):
+    """w1 claims a batch and stalls inside its first charge, leases live; w2 then claims and works
+    everything it can. Deterministic: w2 must take none of w1's items, whatever the timing."""
+    paid, _ = place_orders(visa=12, declined=0)
+    projections_catch_up()
+    monkeypatch.setattr(InProcessGateway, "max_concurrency", 1)  # charges run in the worker's thread
+    charged_by = collections.defaultdict(list)
+    w1_stalled, w2_done = threading.Event(), threading.Event()
+    real_charge = InProcessGateway.charge
+
+    def charge(self, **kwargs):
+        who = threading.current_thread().name
+        charged_by[kwargs["idempotency_key"]].append(who)
+        if who == "w1" and not w1_stalled.is_set():
+            w1_stalled.set()
+            assert w2_done.wait(60), "w2 never finished"
+        return real_charge(self, **kwargs)
+
+    monkeypatch.setattr(InProcessGateway, "charge", charge)
+    worked = {}
 
     def worker(name):
-        start.wait(10)
-        worked[name] = todo_list_work(list_name="payments_to_issue", batch=3, worker=name).worked
+        threading.current_thread().name = name
+        try:
+            worked[name] = todo_list_work(list_name="payments_to_issue", batch=3, worker=name).worked
+        finally:
+            if name == "w2":
+                w2_done.set()
 
-    threads = [run_in_thread(lambda: worker("w1")), run_in_thread(lambda: worker("w2"))]
-    for t in threads:
-        t.join(timeout=120)
-    assert sum(worked.values()) == 30
-    assert sorted(calls) == sorted(f"order-{o}-payment" for o in paid)
-    assert set(calls.values()) == {1}
-    assert events_of("PaymentIssued") == 30
+    w1 = run_in_thread(lambda: worker("w1"))
+    assert w1_stalled.wait(30)
+    run_in_thread(lambda: worker("w2")).join(timeout=60)
+    w1.join(timeout=60)
+    assert worked == {"w1": 3, "w2": 9}
+    assert sorted(charged_by) == sorted(f"order-{o}-payment" for o in paid)
+    assert {tuple(v) for v in charged_by.values()} == {("w1",), ("w2",)}
+    assert events_of("PaymentIssued") == 12
 
 
 @pytest.mark.django_db(transaction=True)
