@@ -218,8 +218,10 @@ def start_qcluster(tmp_path, wait_until):
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so `crash` can kill all of it
             )
         proc.log_path = log_path
+        proc.crashed = False
         started.append(proc)
         wait_until(
             lambda: "running" in log_path.read_text() or proc.poll() is not None,
@@ -229,11 +231,19 @@ def start_qcluster(tmp_path, wait_until):
         assert proc.poll() is None, f"qcluster died:\n{log_path.read_text()}"
         return proc
 
+    def crash(proc: subprocess.Popen) -> None:
+        """kill -9 the whole cluster (main process, sentinel, workers), as when its machine dies."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.crashed = True
+
+    start.crash = crash
     yield start
     failures = []
-    for proc in started:
+    alive = [proc for proc in started if not proc.crashed]
+    for proc in alive:
         proc.send_signal(signal.SIGTERM)  # the main pid only: django-q2 stops its own children
-    for proc in started:
+    for proc in alive:
         try:
             code = proc.wait(timeout=60)
         except subprocess.TimeoutExpired:

@@ -38,6 +38,7 @@ from todolists.leases import (
 )
 from todolists.lists import TodoList, registry
 from todolists.models import TodoItem
+from todolists.nudge import todo_lists_nudge
 from todolists.operator import todo_item_park, todo_stream
 
 logger = logging.getLogger(__name__)
@@ -238,11 +239,11 @@ def todo_lists_work(
                 break
 
     work_rounds()
-    while (
-        take_over
-        and time.monotonic() < deadline
-        and todo_leases_held_by_others(list_names=lists, worker=worker)
-    ):
+    while take_over and todo_leases_held_by_others(list_names=lists, worker=worker):
+        if time.monotonic() >= deadline:
+            # Hand the watch to a fresh task: a Redis broker has no other copy of this one.
+            todo_lists_nudge(list_names=lists)
+            break
         time.sleep(TAKEOVER_POLL_SECONDS)
         if todo_items_claimable(list_names=lists):
             work_rounds()
