@@ -190,7 +190,7 @@ def test_a_killed_cluster_s_items_are_taken_over_within_seconds_and_charged_once
         t=Max("recorded_at")
     )["t"]
     print(
-        f"\ntakeover: {len(held)} items held at the kill; last order decided {(last - killed_at).total_seconds():.1f} s after it"
+        f"\ntakeover: {held} items held at the kill; last order decided {(last - killed_at).total_seconds():.1f} s after it"
     )
     charges = InProcessCharge.objects.values("order_id").annotate(n=Count("pk"))
     assert len(charges) == 60 and {r["n"] for r in charges} == {1}
