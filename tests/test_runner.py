@@ -21,6 +21,7 @@ from payments.commands import Outcome, payment_issue, payments_read
 from payments.gateway import InProcessGateway
 from payments.models import InProcessCharge
 from tests.conftest import requires_postgres
+from tests.factories import PlacedOrderFactory
 from todolists.leases import todo_items_claim, todo_leases_expired
 from todolists.models import TodoItem
 from todolists.runner import todo_list_work, todo_lists_work
@@ -187,3 +188,22 @@ def test_the_inline_pipeline_pays_per_batch_not_per_item(place_orders, monkeypat
     per_order = len(sql) / 100
     # 41 before batching; what remains is mostly per-event appends and projection handlers.
     assert per_order <= 36, collections.Counter(re.sub(r"\s+", " ", s)[:50] for s in sql).most_common(12)
+
+
+def test_a_command_nudges_the_lists_it_opened_once_it_commits(
+    settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    settings.TODO_NUDGE = True
+    enqueued = []
+    monkeypatch.setattr(
+        "django_q.tasks.async_task", lambda func, *args, **kwargs: enqueued.append((func, *args))
+    )
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        order_id = PlacedOrderFactory()
+        assert enqueued == []  # nothing before the commit: a worker could not see the order yet
+    assert enqueued == [("todolists.tasks.work_lists", ["payments_to_issue"])]
+    enqueued.clear()
+    projections_catch_up()
+    with django_capture_on_commit_callbacks(execute=True):
+        payment_issue(order_id=order_id)
+    assert enqueued == [("todolists.tasks.work_lists", ["orders_to_confirm"])]
