@@ -8,14 +8,9 @@ import pytest
 
 from eventstore.projections import projections_catch_up
 from orders.models import Order
-from tests.conftest import requires_postgres
 from tests.factories import PlacedOrderFactory
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.django_db(transaction=True),
-    requires_postgres("gunicorn's workers and the test share the database; SQLite would lock"),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def test_the_admin_is_secure_behind_a_tls_proxy(production_admin, chromium, django_user_model, no_nudge):
