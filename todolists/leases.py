@@ -101,9 +101,10 @@ def todo_leases_expired() -> QuerySet[TodoItem]:
 
 
 def todo_leases_held_by_others(*, list_names: Sequence[str], worker: str) -> bool:
-    """Does another worker hold (or did it hold, until its lease ran out) open items of these lists?"""
+    """Does another worker hold (or did it hold, until its lease ran out) due items of these lists?
+    Items waiting out a backoff are not waited for: they are claimed like any other once due."""
     return (
-        TodoItem.objects.filter(list_name__in=list(list_names), status=TodoItem.Status.OPEN)
+        TodoItem.objects.filter(TodoItem.due(), list_name__in=list(list_names))
         .exclude(claimed_by__in=["", worker])
         .exists()
     )
