@@ -10,7 +10,7 @@ from eventstore.store import RecordedEvent, correlations_read
 from orders.commands import OrderNotOpen, order_cancel, order_confirm
 from todolists.lists import TodoList
 from todolists.models import TodoItem
-from todolists.runner import work_each
+from todolists.runner import todo_items_each
 
 
 def confirm_paid_order(item: TodoItem, case: Sequence[RecordedEvent] | None = None) -> None:
@@ -40,7 +40,7 @@ def cancel_unpaid_order(item: TodoItem, case: Sequence[RecordedEvent] | None = N
 def _batch(act):
     def work(items: Sequence[TodoItem], *, deadline: float) -> dict[str, Exception | None]:
         cases = correlations_read(correlation_ids=[i.key for i in items])
-        return work_each(items, act=lambda item: act(item, cases[item.key]), deadline=deadline)
+        return todo_items_each(items=items, act=lambda item: act(item, cases[item.key]), deadline=deadline)
 
     return work
 

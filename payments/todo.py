@@ -7,7 +7,7 @@ from payments.commands import payment_issue, payments_read
 from payments.gateway import get_gateway
 from todolists.lists import TodoList
 from todolists.models import TodoItem
-from todolists.runner import work_each
+from todolists.runner import todo_items_each
 
 
 def issue_payments(items: Sequence[TodoItem], *, deadline: float) -> dict[str, Exception | None]:
@@ -15,8 +15,8 @@ def issue_payments(items: Sequence[TodoItem], *, deadline: float) -> dict[str, E
     is network-bound); each outcome is appended on its own."""
     cases = payments_read(order_ids=[i.key for i in items])
     gateway = get_gateway()
-    return work_each(
-        items,
+    return todo_items_each(
+        items=items,
         act=lambda item: payment_issue(order_id=item.key, gateway=gateway, case=cases[item.key]),
         deadline=deadline,
         concurrency=gateway.max_concurrency,

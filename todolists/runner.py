@@ -81,9 +81,9 @@ def todo_item_attempt_failed(*, todo: TodoList, item: TodoItem, error: Exception
         )
 
 
-def work_each(
-    items: Sequence[TodoItem],
+def todo_items_each(
     *,
+    items: Sequence[TodoItem],
     act: Callable[[TodoItem], object],
     deadline: float,
     concurrency: int = 1,
