@@ -29,10 +29,8 @@ RAW_CHARGE = (
 
 
 def todo_lists_work_import():
-    try:  # the runner may move out of automation.py (issue 7, part 3)
-        from todolists.runner import todo_lists_work
-    except ImportError:
-        from todolists.automation import todo_lists_work
+    from todolists.runner import todo_lists_work
+
     return todo_lists_work
 
 

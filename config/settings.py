@@ -43,6 +43,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves the collected static files from the app server itself (see README, production).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -120,6 +122,13 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
+# WhiteNoise serves what `collectstatic` put in STATIC_ROOT, with precompressed gzip
+# copies. Not the manifest storage: a missing manifest would break every admin page
+# (and the tests) before collectstatic runs, for a cache-busting gain the admin does not need.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 # --- Security (production values unless DEBUG; `manage.py check --deploy` is clean) ------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
@@ -183,6 +192,11 @@ INPROCESS_GATEWAY_FAILURE_RATE = env.float("INPROCESS_GATEWAY_FAILURE_RATE", def
 
 TODO_MAX_ATTEMPTS = env.int("TODO_MAX_ATTEMPTS", default=5)
 TODO_BACKOFF_SECONDS = env.float("TODO_BACKOFF_SECONDS", default=5.0)
-TODO_LEASE_SECONDS = env.int("TODO_LEASE_SECONDS", default=60)
+# Short leases, renewed by a heartbeat while a worker holds the items: a dead worker's items are
+# free again within this many seconds.
+TODO_LEASE_SECONDS = env.int("TODO_LEASE_SECONDS", default=10)
 # Enqueue a django-q2 task right after a command commits (latency); the schedule is the safety net.
 TODO_NUDGE = env.bool("TODO_NUDGE", default=True)
+# A burst of appends queues one nudge task per list; a queued nudge older than this (its task may be
+# lost) is queued again.
+TODO_NUDGE_COALESCE_SECONDS = env.float("TODO_NUDGE_COALESCE_SECONDS", default=5.0)

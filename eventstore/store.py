@@ -271,20 +271,24 @@ def stream_read(*, stream_id: str) -> list[RecordedEvent]:
 
 def correlation_read(*, correlation_id: str, types: Sequence[str] | None = None) -> list[RecordedEvent]:
     """Every event of one business case (an order), across streams, in log order."""
-    return correlations_read(correlation_ids=[correlation_id], types=types)[correlation_id]
+    return [
+        RecordedEvent.from_row(r)
+        for r in _in_log_order(Event.objects.filter(correlation_id=correlation_id), types)
+    ]
 
 
 def correlations_read(
     *, correlation_ids: Sequence[str], types: Sequence[str] | None = None
 ) -> dict[str, list[RecordedEvent]]:
     """Every event of several business cases in one query, grouped by correlation id, in log order."""
-    qs = Event.objects.filter(correlation_id__in=list(correlation_ids))
-    if types is not None:
-        qs = qs.filter(type__in=types)
     grouped: dict[str, list[RecordedEvent]] = {c: [] for c in correlation_ids}
-    for row in qs.order_by("tx_id", "position"):
+    for row in _in_log_order(Event.objects.filter(correlation_id__in=list(correlation_ids)), types):
         grouped[row.correlation_id].append(RecordedEvent.from_row(row))
     return grouped
+
+
+def _in_log_order(qs, types: Sequence[str] | None):
+    return (qs if types is None else qs.filter(type__in=types)).order_by("tx_id", "position")
 
 
 def log_head() -> int:

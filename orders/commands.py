@@ -142,8 +142,12 @@ def order_place(
     return order_id
 
 
-def _load_open(order_id: str, action: str) -> list[RecordedEvent]:
-    events = stream_read(stream_id=order_stream(order_id))
+def _load_open(order_id: str, action: str, case: Sequence[RecordedEvent] | None) -> list[RecordedEvent]:
+    """The order's stream, which must be open; `case` holds it already when the caller read it."""
+    if case is None:
+        events = stream_read(stream_id=order_stream(order_id))
+    else:
+        events = [e for e in case if e.stream_id == order_stream(order_id)]
     state = _state(events)
     if state == "none":
         raise OrderRejected(f"order {order_id} does not exist")
@@ -152,10 +156,18 @@ def _load_open(order_id: str, action: str) -> list[RecordedEvent]:
     return events
 
 
-def order_confirm(*, order_id: str, actor: str = "system") -> None:
-    """Confirm a paid, open order (paid: a PaymentIssued for it is in the log)."""
-    events = _load_open(order_id, "confirm")
-    issued = correlation_read(correlation_id=order_id, types=["PaymentIssued"])
+def order_confirm(
+    *, order_id: str, actor: str = "system", case: Sequence[RecordedEvent] | None = None
+) -> None:
+    """Confirm a paid, open order (paid: a PaymentIssued for it is in the log).
+
+    `case`: the order's events across streams, when the caller read them already (a batch).
+    """
+    events = _load_open(order_id, "confirm", case)
+    if case is None:
+        issued = correlation_read(correlation_id=order_id, types=["PaymentIssued"])
+    else:
+        issued = [e for e in case if e.type == "PaymentIssued"]
     if not issued:
         raise OrderRejected(f"cannot confirm order {order_id}: it has not been paid")
     event_append(
@@ -168,14 +180,22 @@ def order_confirm(*, order_id: str, actor: str = "system") -> None:
     )
 
 
-def order_cancel(*, order_id: str, reason: str, actor: str = "system", causation_id: str = "") -> None:
+def order_cancel(
+    *,
+    order_id: str,
+    reason: str,
+    actor: str = "system",
+    causation_id: str = "",
+    case: Sequence[RecordedEvent] | None = None,
+) -> None:
     """Cancel an open order whose payment has not started, or has failed.
 
     Once a charge may be under way (PaymentStarted) the order waits for the payment's outcome: a
-    cancellation must never race a charge, and refunds are not part of this process.
+    cancellation must never race a charge, and refunds are not part of this process. `case` as
+    for order_confirm; the payment check always reads afresh, under the append lock.
     """
     _text("cancel reason", reason)
-    events = _load_open(order_id, "cancel")
+    events = _load_open(order_id, "cancel", case)
 
     def payment_allows_cancel() -> None:
         # Runs under the log's append lock, so the payment cannot start between check and append.

@@ -1,31 +1,48 @@
 """The TODO lists orders owns, and their automations.
 
-Both lists are opened by payment outcomes, known here only by their published type names.
+Both lists are opened by payment outcomes, known here only by their published type names. Each
+automation re-reads its batch's orders in one query, then decides and appends order by order.
 """
 
+from collections.abc import Sequence
+
+from eventstore.store import RecordedEvent, correlations_read
 from orders.commands import OrderNotOpen, order_cancel, order_confirm
 from todolists.lists import TodoList
 from todolists.models import TodoItem
+from todolists.runner import todo_items_each
 
 
-def confirm_paid_order(item: TodoItem) -> None:
+def confirm_paid_order(item: TodoItem, case: Sequence[RecordedEvent] | None = None) -> None:
     try:
-        order_confirm(order_id=item.key, actor="automation")
+        order_confirm(order_id=item.key, actor="automation", case=case)
     except OrderNotOpen as exc:
         if exc.state != "confirmed":
             raise  # e.g. paid but cancelled: a failed attempt, parked in view for an operator
         # decided already; the list closes when the projection catches up
 
 
-def cancel_unpaid_order(item: TodoItem) -> None:
+def cancel_unpaid_order(item: TodoItem, case: Sequence[RecordedEvent] | None = None) -> None:
     reason = f"payment failed: {item.payload.get('decline_code') or 'declined'}"
     try:
         order_cancel(
-            order_id=item.key, reason=reason, actor="automation", causation_id=str(item.opened_position)
+            order_id=item.key,
+            reason=reason,
+            actor="automation",
+            causation_id=str(item.opened_position),
+            case=case,
         )
     except OrderNotOpen as exc:
         if exc.state != "cancelled":
             raise
+
+
+def _batch(act):
+    def work(items: Sequence[TodoItem], *, deadline: float) -> dict[str, Exception | None]:
+        cases = correlations_read(correlation_ids=[i.key for i in items])
+        return todo_items_each(items=items, act=lambda item: act(item, cases[item.key]), deadline=deadline)
+
+    return work
 
 
 orders_to_confirm = TodoList(
@@ -33,7 +50,7 @@ orders_to_confirm = TodoList(
     title="Orders to confirm",
     opened_by=("PaymentIssued",),
     closed_by=("OrderConfirmed", "OrderCancelled"),
-    work=confirm_paid_order,
+    work=_batch(confirm_paid_order),
     key_field="order_id",
 )
 
@@ -42,6 +59,6 @@ orders_to_cancel = TodoList(
     title="Orders to cancel",
     opened_by=("PaymentFailed",),
     closed_by=("OrderCancelled", "OrderConfirmed"),
-    work=cancel_unpaid_order,
+    work=_batch(cancel_unpaid_order),
     key_field="order_id",
 )

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 
-from eventstore.store import ConcurrencyError, correlation_read, event_append, stream_read
+from eventstore.store import (
+    ConcurrencyError,
+    RecordedEvent,
+    correlation_read,
+    correlations_read,
+    event_append,
+    stream_read,
+)
 from payments.events import PaymentFailed, PaymentIssued, PaymentStarted
 from payments.gateway import PaymentDeclined, PaymentGateway, get_gateway
 
@@ -27,16 +35,29 @@ def payment_idempotency_key(order_id: str) -> str:
     return f"order-{order_id}-payment"
 
 
-def payment_issue(*, order_id: str, gateway: PaymentGateway | None = None) -> Outcome:
+def payments_read(*, order_ids: Sequence[str]) -> dict[str, list[RecordedEvent]]:
+    """Every event of these orders (their cases, across streams), in one query: a batch's re-check."""
+    return correlations_read(correlation_ids=order_ids)
+
+
+def payment_issue(
+    *, order_id: str, gateway: PaymentGateway | None = None, case: Sequence[RecordedEvent] | None = None
+) -> Outcome:
     """Charge the order's payment unless its outcome is already recorded, and record the outcome.
 
-    Raises GatewayUnavailable (or any unexpected error) for the runner to record as a failed attempt.
+    `case` is the order's events across streams (see `payments_read`), read after the caller's
+    lease was renewed; without it they are read here. Raises GatewayUnavailable (or any
+    unexpected error) for the runner to record as a failed attempt.
     """
     stream = payment_stream(order_id)
-    history = stream_read(stream_id=stream)
+    if case is None:
+        case = correlation_read(correlation_id=order_id)
+    history = [e for e in case if e.stream_id == stream]
     if any(e.type in OUTCOMES for e in history):
         return Outcome.ALREADY_DECIDED  # a lagging list or a second worker: never charge again
-    [placed] = correlation_read(correlation_id=order_id, types=["OrderPlaced"])
+    if any(e.type == "OrderCancelled" for e in case):
+        return Outcome.ORDER_CANCELLED  # nothing to charge; the cancellation closes the item
+    [placed] = [e for e in case if e.type == "OrderPlaced"]
     version = len(history)
     if not any(e.type == "PaymentStarted" for e in history):
         try:

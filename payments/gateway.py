@@ -38,6 +38,9 @@ class GatewayUnavailable(Exception):
 
 
 class PaymentGateway(Protocol):
+    max_concurrency: int
+    """How many charges the runner may have in flight at once (each in its own thread)."""
+
     def charge(
         self,
         *,
@@ -95,6 +98,9 @@ class InProcessGateway:
     with that key gets the same result (the same charge, or the same decline) without charging.
     """
 
+    # Like Stripe: its latency stands in for the network, and the unique key makes it thread-safe.
+    max_concurrency = 4
+
     def __init__(
         self, *, latency_ms: int = 0, failure_rate: float = 0.0, rng: random.Random | None = None
     ) -> None:
@@ -139,6 +145,9 @@ REFUSED_CHARGE_CODES = frozenset(
 
 class StripeGateway:
     """The official Stripe SDK: one PaymentIntent, created and confirmed, per idempotency key."""
+
+    # Network-bound: a few requests in flight per worker, well below Stripe's rate limits.
+    max_concurrency = 4
 
     def __init__(self, *, api_key: str, api_base: str = "", timeout: float = 20) -> None:
         import stripe

@@ -269,8 +269,10 @@ def start_qcluster(tmp_path, wait_until):
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so `crash` can kill all of it
             )
         proc.log_path = log_path
+        proc.crashed = False
         started.append(proc)
         wait_until(
             lambda: "running" in log_path.read_text() or proc.poll() is not None,
@@ -280,11 +282,19 @@ def start_qcluster(tmp_path, wait_until):
         assert proc.poll() is None, f"qcluster died:\n{log_path.read_text()}"
         return proc
 
+    def crash(proc: subprocess.Popen) -> None:
+        """kill -9 the whole cluster (main process, sentinel, workers), as when its machine dies."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.crashed = True
+
+    start.crash = crash
     yield start
     failures = []
-    for proc in started:
+    alive = [proc for proc in started if not proc.crashed]
+    for proc in alive:
         proc.send_signal(signal.SIGTERM)  # the main pid only: django-q2 stops its own children
-    for proc in started:
+    for proc in alive:
         try:
             code = proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
@@ -359,8 +369,8 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
-def browser_page(live_server, monkeypatch):
-    """A page in Debian's headless Chromium, driven by Playwright, pointed at the live test server."""
+def chromium(monkeypatch):
+    """Debian's headless Chromium, driven by Playwright."""
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); .ci/run installs it")
     from playwright.sync_api import sync_playwright
@@ -380,10 +390,155 @@ def browser_page(live_server, monkeypatch):
                 "--disable-sync",
             ],
         )
-        page = browser.new_page()
-        page.set_default_timeout(15000)
-        page.base_url = live_server.url
-        yield page
+        yield browser
         browser.close()
         # Inside Playwright's loop the ORM got its own connection (asgiref context); close it.
         connections.close_all()
+
+
+@pytest.fixture
+def browser_page(live_server, chromium):
+    """A page pointed at the live test server."""
+    page = chromium.new_page()
+    page.set_default_timeout(15000)
+    page.base_url = live_server.url
+    return page
+
+
+# --- the admin under production settings, behind a TLS-terminating proxy ---------------------------
+
+
+class _TLSProxy:
+    """A tiny TLS-terminating reverse proxy (what nginx or a load balancer does in production): the
+    browser speaks HTTPS to it; it forwards plain HTTP to the app server with X-Forwarded-Proto."""
+
+    HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection"}
+
+    def __init__(self, *, upstream_port: int, certfile: str, keyfile: str) -> None:
+        import http.client
+        import http.server
+        import ssl
+
+        hop_by_hop = self.HOP_BY_HOP
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"  # one request per connection: simple and enough here
+
+            def forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in hop_by_hop}
+                headers["X-Forwarded-Proto"] = "https"
+                upstream = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
+                upstream.request(self.command, self.path, body=body or None, headers=headers)
+                response = upstream.getresponse()
+                payload = response.read()
+                self.send_response(response.status, response.reason)
+                for name, value in response.getheaders():
+                    if name.lower() not in hop_by_hop | {"content-length"}:
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                upstream.close()
+
+            do_GET = do_POST = do_HEAD = forward
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certfile, keyfile)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+PRODUCTION_SECRET_KEY = "prod-like-test-key-7f3c9a1e5b8d2f4a6c0e9b7d5f3a1c8e6b4d2f0a9c7e5b3d1"
+
+
+@pytest.fixture
+def production_admin(tmp_path, wait_until):
+    """The site as the README says to run it in production: `collectstatic`, then gunicorn with
+    DEBUG off and BEHIND_PROXY on, behind a TLS-terminating proxy. Yields the proxy's https URL
+    and the app server's plain http URL (to show what happens without the proxy)."""
+    import http.client
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed; it makes the proxy's self-signed certificate")
+    root = Path(__file__).resolve().parent.parent
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        app_port = s.getsockname()[1]
+    proxy = _TLSProxy(upstream_port=app_port, certfile=str(cert), keyfile=str(key))
+    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECURE_SSL_REDIRECT", "CONN_MAX_AGE")}
+    env.update(
+        SECRET_KEY=PRODUCTION_SECRET_KEY,
+        DATABASE_URL=database_url_for_subprocess(),
+        ALLOWED_HOSTS="127.0.0.1",
+        BEHIND_PROXY="on",
+        STATIC_ROOT=str(tmp_path / "static"),
+    )
+    env.pop("REDIS_URL", None)
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput"],
+        cwd=root,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    log_path = tmp_path / "gunicorn.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "config.wsgi",
+                "-b",
+                f"127.0.0.1:{app_port}",
+                "-w",
+                "2",
+            ],
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def up() -> bool:
+        assert server.poll() is None, f"gunicorn exited:\n{log_path.read_text()}"
+        upstream = http.client.HTTPConnection("127.0.0.1", app_port, timeout=2)
+        try:
+            upstream.request("HEAD", "/admin/login/")
+            upstream.getresponse()  # any answer (a redirect to https, as it happens) means it is up
+        except OSError:
+            return False
+        finally:
+            upstream.close()
+        return True
+
+    try:
+        wait_until(up, timeout=30, message="gunicorn to listen")
+        yield {"https": f"https://127.0.0.1:{proxy.port}", "http": f"http://127.0.0.1:{app_port}"}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        proxy.close()

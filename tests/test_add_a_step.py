@@ -3,6 +3,7 @@ OrderConfirmed and closed by ReceiptSent, which its automation records. Nothing 
 payments/ knows about it. The real qcluster loads it as an app (EXTRA_APPS, tests/apps.py)."""
 
 import contextlib
+from collections.abc import Sequence
 
 import pytest
 
@@ -12,6 +13,7 @@ from eventstore.store import ConcurrencyError, event_append
 from todolists.lists import TodoList
 from todolists.lists import registry as todo_lists
 from todolists.models import TodoItem
+from todolists.runner import todo_items_each
 
 
 class ReceiptSent(DomainEvent):
@@ -19,7 +21,7 @@ class ReceiptSent(DomainEvent):
 
 
 def send_receipt(item: TodoItem) -> None:
-    """The automation: e-mail the receipt (here: nothing to send) and record that it was sent."""
+    """E-mail the receipt (here: nothing to send) and record that it was sent."""
     with contextlib.suppress(ConcurrencyError):  # sent already: the list closes when it catches up
         event_append(
             stream_id=f"receipt-{item.key}",
@@ -30,12 +32,17 @@ def send_receipt(item: TodoItem) -> None:
         )
 
 
+def send_receipts(items: Sequence[TodoItem], *, deadline: float) -> dict[str, Exception | None]:
+    """The automation, called with a claimed batch: each item on its own, each failure recorded."""
+    return todo_items_each(items=items, act=send_receipt, deadline=deadline)
+
+
 receipts_to_send = TodoList(
     name="receipts_to_send",
     title="Receipts to send",
     opened_by=("OrderConfirmed",),
     closed_by=("ReceiptSent",),
-    work=send_receipt,
+    work=send_receipts,
     key_field="order_id",
 )
 

@@ -143,3 +143,87 @@ def test_two_clusters_on_a_redis_broker_share_the_work_and_charge_once(
     issued = Event.objects.filter(type="PaymentIssued").values("correlation_id").annotate(n=Count("pk"))
     assert {r["n"] for r in issued} == {1}
     assert Order.objects.filter(status="confirmed").count() == len(issued)
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_cluster_s_items_are_taken_over_within_seconds_and_charged_once(
+    start_qcluster, redis_broker, wait_until
+):
+    """Two "machines" on Redis, 300 ms per charge. One is killed (-9, its whole process group) while
+    it holds items: the other takes them over when their short leases run out, long before the
+    minute sweep (there is no sweep schedule here at all), and every key is charged once."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.db.models import Max
+    from django.utils import timezone
+
+    from tests.conftest import database_url_for_subprocess
+    from todolists.models import TodoItem
+
+    orders = 20  # few enough that the survivor runs out of work before the dead leases end
+    Schedule.objects.all().delete()  # only the takeover can finish the dead cluster's items
+    env = {"REDIS_URL": redis_broker, "Q_WORKERS": "1", "INPROCESS_GATEWAY_LATENCY_MS": "300"}
+    victim, survivor = start_qcluster(**env), start_qcluster(**env)
+    subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "simulate",
+            "--orders",
+            str(orders),
+            "--decline-rate",
+            "0.2",
+            "--seed",
+            "11",
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "DATABASE_URL": database_url_for_subprocess(), "REDIS_URL": redis_broker},
+        check=True,
+        capture_output=True,
+    )
+
+    def victim_workers() -> set[str]:
+        holders = TodoItem.objects.filter(status="open").exclude(claimed_by="")
+        return {by for by in holders.values_list("claimed_by", flat=True) if _process_group(by) == victim.pid}
+
+    wait_until(lambda: bool(victim_workers()), timeout=60, message="the victim to hold items")
+    workers = victim_workers()
+    start_qcluster.crash(victim)
+    killed_at = timezone.now()
+    held = TodoItem.objects.filter(status="open", claimed_by__in=workers).count()
+    assert held, "the victim released its items before the kill; nothing to take over"
+
+    def all_decided() -> bool:
+        return Order.objects.filter(status__in=["confirmed", "cancelled"]).count() == orders
+
+    wait_until(
+        lambda: all_decided() or survivor.poll() is not None, timeout=90, message=f"{orders} decided orders"
+    )
+    assert survivor.poll() is None, survivor.log_path.read_text()[-3000:]
+    last = Event.objects.filter(type__in=["OrderConfirmed", "OrderCancelled"]).aggregate(
+        t=Max("recorded_at")
+    )["t"]
+    print(
+        f"\ntakeover: {held} items held at the kill; last order decided {(last - killed_at).total_seconds():.1f} s after it"
+    )
+    charges = InProcessCharge.objects.values("order_id").annotate(n=Count("pk"))
+    assert len(charges) == orders and {r["n"] for r in charges} == {1}
+    for outcome in ("PaymentIssued", "PaymentFailed", "OrderConfirmed", "OrderCancelled"):
+        per_order = Event.objects.filter(type=outcome).values("correlation_id").annotate(n=Count("pk"))
+        assert {r["n"] for r in per_order} <= {1}, outcome
+    decided = Event.objects.filter(type__in=["OrderConfirmed", "OrderCancelled"]).values("correlation_id")
+    assert decided.count() == orders == len({r["correlation_id"] for r in decided})
+
+
+def _process_group(worker: str) -> int | None:
+    """The process group of a worker id "host:pid" (each test cluster has its own group)."""
+    import os
+
+    try:
+        return os.getpgid(int(worker.rsplit(":", 1)[1]))
+    except ProcessLookupError:
+        return None

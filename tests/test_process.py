@@ -19,8 +19,9 @@ from payments.events import PaymentIssued
 from payments.gateway import GatewayUnavailable, InProcessGateway
 from payments.models import InProcessCharge, Payment
 from tests.conftest import process_snapshot, requires_postgres
-from todolists.automation import todo_item_retry, todo_list_work
 from todolists.models import TodoItem
+from todolists.operator import todo_item_retry
+from todolists.runner import todo_list_work
 from todolists.status import todo_lists_status
 
 pytestmark = pytest.mark.django_db
@@ -86,7 +87,7 @@ def test_transient_failures_back_off_then_park_and_an_operator_retry_pays(place_
     assert "gave up after 3 attempts" in item.parked_reason and item.next_attempt_at is None
     assert events_of("TodoAttemptFailed") == 3 and events_of("TodoItemParked") == 1
     assert not InProcessCharge.objects.exists()
-    assert Payment.objects.get(order_id=order_id).attempts == 3
+    assert Payment.objects.get(order_id=order_id).attempts == 3  # payments reads TodoAttemptFailed
     assert Order.objects.get(order_id=order_id).status == "placed"
     call_command("process_todos")  # parked items stay put
     assert events_of("TodoAttemptFailed") == 3
@@ -178,24 +179,43 @@ def counting_charges(monkeypatch) -> collections.Counter:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_never_work_the_same_item(place_orders, settings, run_in_thread, monkeypatch):
-    settings.INPROCESS_GATEWAY_LATENCY_MS = 20  # keep both workers busy at the same time
-    paid, _ = place_orders(visa=30, declined=0)
-    calls = counting_charges(monkeypatch)
-    worked = collections.Counter()
-    start = threading.Barrier(2)
+def test_two_workers_never_work_the_same_item(place_orders, run_in_thread, monkeypatch):
+    """w1 claims a batch and stalls inside its first charge, leases live; w2 then claims and works
+    everything it can. Deterministic: w2 must take none of w1's items, whatever the timing."""
+    paid, _ = place_orders(visa=12, declined=0)
+    projections_catch_up()
+    monkeypatch.setattr(InProcessGateway, "max_concurrency", 1)  # charges run in the worker's thread
+    charged_by = collections.defaultdict(list)
+    w1_stalled, w2_done = threading.Event(), threading.Event()
+    real_charge = InProcessGateway.charge
+
+    def charge(self, **kwargs):
+        who = threading.current_thread().name
+        charged_by[kwargs["idempotency_key"]].append(who)
+        if who == "w1" and not w1_stalled.is_set():
+            w1_stalled.set()
+            assert w2_done.wait(60), "w2 never finished"
+        return real_charge(self, **kwargs)
+
+    monkeypatch.setattr(InProcessGateway, "charge", charge)
+    worked = {}
 
     def worker(name):
-        start.wait(10)
-        worked[name] = todo_list_work(list_name="payments_to_issue", batch=3, worker=name).worked
+        threading.current_thread().name = name
+        try:
+            worked[name] = todo_list_work(list_name="payments_to_issue", batch=3, worker=name).worked
+        finally:
+            if name == "w2":
+                w2_done.set()
 
-    threads = [run_in_thread(lambda: worker("w1")), run_in_thread(lambda: worker("w2"))]
-    for t in threads:
-        t.join(timeout=120)
-    assert sum(worked.values()) == 30
-    assert sorted(calls) == sorted(f"order-{o}-payment" for o in paid)
-    assert set(calls.values()) == {1}
-    assert events_of("PaymentIssued") == 30
+    w1 = run_in_thread(lambda: worker("w1"))
+    assert w1_stalled.wait(30)
+    run_in_thread(lambda: worker("w2")).join(timeout=60)
+    w1.join(timeout=60)
+    assert worked == {"w1": 3, "w2": 9}
+    assert sorted(charged_by) == sorted(f"order-{o}-payment" for o in paid)
+    assert {tuple(v) for v in charged_by.values()} == {("w1",), ("w2",)}
+    assert events_of("PaymentIssued") == 12
 
 
 @pytest.mark.django_db(transaction=True)
@@ -224,17 +244,17 @@ def test_a_live_lease_keeps_other_workers_off(place_orders):
 
 def test_a_worker_whose_lease_ran_out_does_not_act(place_orders, settings, monkeypatch):
     """Between claim and work the lease expired and another worker took the item: skip it."""
-    from todolists import automation
+    from todolists import runner
 
     [order_id], _ = place_orders(visa=1, declined=0)
-    real_claim = automation._claim
+    real_claim = runner.todo_items_claim
 
-    def claim_then_lose_it(todo, **kwargs):
-        items = real_claim(todo, **kwargs)
+    def claim_then_lose_it(**kwargs):
+        items = real_claim(**kwargs)
         TodoItem.objects.filter(key=order_id).update(claimed_by="faster-host:9")
         return items
 
-    monkeypatch.setattr(automation, "_claim", claim_then_lose_it)
+    monkeypatch.setattr(runner, "todo_items_claim", claim_then_lose_it)
     calls = counting_charges(monkeypatch)
     result = todo_list_work(list_name="payments_to_issue", worker="slow-host:1", max_items=1)
     assert result.worked == 0 and not calls
@@ -394,7 +414,7 @@ def test_replay_while_workers_run_changes_nothing_and_charges_once(place_orders,
 
 
 def todo_lists_work_once() -> int:
-    from todolists.automation import todo_lists_work
+    from todolists.runner import todo_lists_work
 
     return sum(r.worked for r in todo_lists_work(rounds=1))
 

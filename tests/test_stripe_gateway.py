@@ -66,3 +66,37 @@ def test_a_request_stripe_rejects_without_a_decline_code_is_a_failed_attempt_not
     gateway = StripeGateway(api_key="sk_test_localstripe", api_base=localstripe)
     with pytest.raises(stripe.InvalidRequestError):
         charge(gateway, "order-4", "pm_card_mastercard")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_is_charged_through_stripe_from_several_threads(
+    localstripe, settings, place_orders, monkeypatch
+):
+    """Outside a test transaction the runner charges a batch in a small thread pool (each thread with
+    its own database connection, closed after the item); every order still gets one PaymentIntent."""
+    from django.db.models import Count
+
+    from eventstore.models import Event
+    from todolists.runner import todo_list_work
+
+    settings.PAYMENT_GATEWAY = "stripe"
+    settings.STRIPE_API_KEY = "sk_test_localstripe"
+    settings.STRIPE_API_BASE = localstripe
+    import threading
+
+    threads = []
+    real_charge = StripeGateway.charge
+
+    def charge_and_note_the_thread(self, **kwargs):
+        threads.append(threading.current_thread())
+        return real_charge(self, **kwargs)
+
+    monkeypatch.setattr(StripeGateway, "charge", charge_and_note_the_thread)
+    paid, failed = place_orders(visa=6, declined=2)
+    result = todo_list_work(list_name="payments_to_issue", batch=8)
+    assert (result.worked, result.failed) == (8, 0)
+    assert len(threads) == 8 and threading.main_thread() not in threads
+    outcomes = Event.objects.filter(type__in=["PaymentIssued", "PaymentFailed"])
+    assert sorted(outcomes.values_list("correlation_id", flat=True)) == sorted(paid + failed)
+    assert {r["n"] for r in outcomes.values("correlation_id").annotate(n=Count("pk"))} == {1}
+    assert set(outcomes.filter(type="PaymentFailed").values_list("correlation_id", flat=True)) == set(failed)

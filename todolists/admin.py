@@ -3,8 +3,8 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from eventstore.admin import ReadOnlyAdmin, pretty_json
-from todolists.automation import todo_item_park, todo_item_retry
 from todolists.models import TodoItem
+from todolists.operator import todo_item_park, todo_item_retry
 
 
 @admin.register(TodoItem)

@@ -8,7 +8,7 @@ class TodoListsConfig(AppConfig):
     def ready(self) -> None:
         from eventstore.store import append_hook_register
         from todolists import checks, events  # noqa: F401  (system checks, the runner's event types)
-        from todolists.automation import todo_lists_nudge_after_append
+        from todolists.nudge import todo_lists_nudge_after_append
 
         # Every append that opens an item nudges the cluster: no command has to remember to.
         append_hook_register(todo_lists_nudge_after_append)

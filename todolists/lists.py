@@ -8,14 +8,15 @@ deletes items. A list holds one item per key; a second opening event starts it a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from eventstore.projections import Envelope, Projection, Row, RowHandler, row_projection
 from eventstore.projections import registry as projection_registry
 from eventstore.registry import Registry
 from todolists.models import TodoItem
 
-Work = Callable[[TodoItem], None]
+Work = Callable[..., Mapping[str, Exception | None]]
+"""work(items: Sequence[TodoItem], *, deadline: float) -> {key: None when done, or the error}."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +26,11 @@ class TodoList:
     opened_by: tuple[str, ...]
     closed_by: tuple[str, ...]
     work: Work
-    """The automation: does the work for one item and records the outcome as events."""
+    """The automation, called with a claimed batch: `work(items, deadline=...)` re-reads the
+    batch's streams, acts item by item (starting none after `deadline`, a time.monotonic() value)
+    and records each outcome as events. It returns {key: None (done, or nothing left to do) or
+    the item's error} for the items it tried; the runner records every error as a failed attempt
+    (TodoAttemptFailed) and releases the rest."""
     key_field: str
     """The field of the opening and closing events that names the item (e.g. an order id)."""
 

@@ -51,3 +51,17 @@ class TodoItem(models.Model):
     def due(cls) -> Q:
         """Open and not waiting out a backoff, by the database's clock."""
         return Q(status=cls.Status.OPEN) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=Now()))
+
+
+class PendingNudge(models.Model):
+    """A nudge task queued for a list and not yet started: operational state, like a claim.
+
+    A burst of appends (a hundred orders a second) then queues one task per list, not one per
+    append; the task clears the row when it starts, so what arrives while it works is nudged again.
+    """
+
+    list_name = models.CharField(max_length=100, primary_key=True)
+    queued_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"nudge for {self.list_name} queued at {self.queued_at}"

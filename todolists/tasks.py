@@ -1,11 +1,14 @@
 """django-q2 entry points. Thin: they call the runner."""
 
-from todolists.automation import todo_lists_work
+from todolists.nudge import todo_lists_nudge_started
+from todolists.runner import todo_lists_work
 
 
 def work_lists(names: list[str] | None = None) -> str:
-    """Work the named lists now (the nudge after a command commits)."""
-    results = todo_lists_work(names=names)
+    """Work the named lists now (the nudge after a command commits), and take over the items of
+    a worker that dies meanwhile (see todo_lists_work)."""
+    todo_lists_nudge_started(list_names=names)
+    results = todo_lists_work(names=names, take_over=True)
     return ", ".join(f"{r.list_name}: {r.worked} worked, {r.failed} failed" for r in results)
 
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from todolists.automation import todo_lists_work
 from todolists.lists import registry
+from todolists.runner import todo_lists_work
 
 
 class Command(BaseCommand):

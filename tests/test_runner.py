@@ -1,0 +1,229 @@
+"""The automation runner: claims, leases and their heartbeat, batches, takeover of a dead worker's
+items, and the side effects it must never repeat (replay, cancel guard)."""
+
+import collections
+import datetime
+import re
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.db.models import Count
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from eventstore.models import Event
+from eventstore.projections import projections_catch_up
+from orders.commands import order_cancel
+from orders.models import Order
+from payments.commands import Outcome, payment_issue, payments_read
+from payments.gateway import InProcessGateway
+from payments.models import InProcessCharge
+from tests.conftest import requires_postgres
+from tests.factories import PlacedOrderFactory
+from todolists.leases import todo_items_claim, todo_leases_expired
+from todolists.models import TodoItem
+from todolists.runner import todo_list_work, todo_lists_work
+
+pytestmark = pytest.mark.django_db
+
+
+def refuse_to_charge(monkeypatch, why: str) -> None:
+    def charge(*args, **kwargs):
+        raise AssertionError(why)
+
+    monkeypatch.setattr(InProcessGateway, "charge", charge)
+
+
+@requires_postgres("row locks and SKIP LOCKED; SQLite has one writer and no row locks")
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_skips_an_item_another_transaction_has_locked(place_orders, run_in_thread):
+    place_orders(visa=11, declined=0)
+    projections_catch_up()
+    first = TodoItem.objects.filter(list_name="payments_to_issue").order_by("opened_position").first()
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_first_row():
+        with transaction.atomic():
+            TodoItem.objects.select_for_update().get(pk=first.pk)
+            locked.set()
+            release.wait(30)
+
+    run_in_thread(hold_the_first_row)
+    assert locked.wait(10)
+    with connection.cursor() as cursor:
+        # Without SKIP LOCKED the claim would wait for the row: fail fast instead of hanging.
+        cursor.execute("SET lock_timeout = '2s'")
+        try:
+            claimed = todo_items_claim(list_name="payments_to_issue", worker="w2", limit=10)
+        finally:
+            release.set()
+            cursor.execute("RESET lock_timeout")
+    keys = [i.key for i in claimed]
+    assert first.key not in keys
+    assert len(keys) == 10
+
+
+def test_replay_of_lists_with_open_items_never_does_the_work(place_orders, monkeypatch):
+    place_orders(visa=2, declined=1)
+    call_command("process_todos", "--list", "payments_to_issue")
+    place_orders(visa=3, declined=0)  # three more, still open on payments_to_issue
+    projections_catch_up()
+    open_before = TodoItem.objects.filter(status="open").count()
+    assert open_before == 3 + 2 + 1  # to pay, to confirm, to cancel
+    refuse_to_charge(monkeypatch, "a replay must never call the payment gateway")
+    events_before = Event.objects.count()
+    call_command("replay_projections")
+    assert Event.objects.count() == events_before
+    assert TodoItem.objects.filter(status="open").count() == open_before
+
+
+def test_a_cancellation_after_the_re_read_stops_the_charge(place_orders, monkeypatch):
+    """The batch re-read the order before an operator cancelled it: the guard on PaymentStarted,
+    checked under the append lock, still refuses to start the payment."""
+    [order_id], _ = place_orders(visa=1, declined=0)
+    stale = payments_read(order_ids=[order_id])[order_id]
+    order_cancel(order_id=order_id, reason="customer called")
+    refuse_to_charge(monkeypatch, "charged a cancelled order")
+    assert payment_issue(order_id=order_id, case=stale) == Outcome.ORDER_CANCELLED
+    assert not Event.objects.filter(type="PaymentStarted").exists()
+
+
+def test_a_dead_workers_expired_lease_is_listed_with_its_holder(place_orders):
+    [dead, alive, _free], _ = place_orders(visa=3, declined=0)
+    projections_catch_up()
+    now = timezone.now()
+    TodoItem.objects.filter(key=dead).update(
+        claimed_by="dead-host:1", claimed_until=now - datetime.timedelta(seconds=5)
+    )
+    TodoItem.objects.filter(key=alive).update(
+        claimed_by="live-host:2", claimed_until=now + datetime.timedelta(seconds=60)
+    )
+    assert list(todo_leases_expired().values_list("key", "claimed_by")) == [(dead, "dead-host:1")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_heartbeat_keeps_the_lease_of_a_batch_that_outlasts_it(
+    place_orders, settings, monkeypatch, wait_until
+):
+    settings.TODO_LEASE_SECONDS = 1  # renewed every third of a second while the batch is in hand
+    [order_id], _ = place_orders(visa=1, declined=0)
+    projections_catch_up()
+    stolen = []
+    real_issue = payment_issue
+
+    def slow_issue(**kwargs):
+        item = TodoItem.objects.get(list_name="payments_to_issue", key=order_id)
+        first_lease = item.claimed_until
+
+        def outlived() -> bool:
+            # Well past the first lease's end, and the lease is still this worker's and alive.
+            return timezone.now() > first_lease + datetime.timedelta(seconds=1) and (
+                TodoItem.objects.filter(
+                    pk=item.pk, claimed_by="w1", claimed_until__gt=timezone.now()
+                ).exists()
+            )
+
+        wait_until(outlived, timeout=10, message="the heartbeat to renew the lease past its first end")
+        stolen.extend(todo_items_claim(list_name="payments_to_issue", worker="w2", limit=10))
+        return real_issue(**kwargs)
+
+    monkeypatch.setattr("payments.todo.payment_issue", slow_issue)
+    result = todo_list_work(list_name="payments_to_issue", worker="w1")
+    assert (result.worked, result.failed) == (1, 0)
+    assert stolen == []
+    assert TodoItem.objects.get(list_name="payments_to_issue", key=order_id).status == "done"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_takes_over_the_items_of_a_worker_that_died_holding_them(place_orders, settings, monkeypatch):
+    [order_id], _ = place_orders(visa=1, declined=0)
+    projections_catch_up()
+    # Another worker claimed the item and died: nobody renews its lease, which ends in a second.
+    TodoItem.objects.filter(key=order_id).update(
+        claimed_by="dead-host:1", claimed_until=timezone.now() + datetime.timedelta(seconds=1)
+    )
+    assert sum(r.worked for r in todo_lists_work(worker="live-host:2")) == 0  # without takeover: left alone
+    results = todo_lists_work(worker="live-host:2", take_over=True)
+    assert sum(r.worked for r in results if r.list_name == "payments_to_issue") == 1
+    assert Order.objects.get(order_id=order_id).status == "confirmed"
+    assert InProcessCharge.objects.filter(order_id=order_id).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_network_bound_gateway_charges_a_batch_concurrently(place_orders, monkeypatch):
+    """Four charges must be in flight at once to pass the barrier; one at a time, it breaks."""
+    paid, _ = place_orders(visa=4, declined=0)
+    in_flight = threading.Barrier(4, timeout=10)
+    real_charge = InProcessGateway.charge
+
+    def charge_together(self, **kwargs):
+        in_flight.wait()
+        return real_charge(self, **kwargs)
+
+    monkeypatch.setattr(InProcessGateway, "charge", charge_together)
+    result = todo_list_work(list_name="payments_to_issue", batch=4)
+    assert (result.worked, result.failed) == (4, 0)
+    charges = InProcessCharge.objects.values("order_id").annotate(n=Count("pk"))
+    assert sorted(c["order_id"] for c in charges) == sorted(paid) and {c["n"] for c in charges} == {1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_inline_pipeline_pays_per_batch_not_per_item(place_orders, monkeypatch, settings):
+    monkeypatch.setattr(InProcessGateway, "max_concurrency", 1)  # every query on this connection
+    settings.TODO_LEASE_SECONDS = 600  # no heartbeat renewal on a slow machine: count only the batch's
+    place_orders(visa=100, declined=0)
+    with CaptureQueriesContext(connection) as ctx:
+        todo_lists_work()
+    assert Order.objects.filter(status="confirmed").count() == 100
+    sql = [q["sql"] for q in ctx.captured_queries]
+
+    def count(pattern: str) -> int:
+        return sum(1 for s in sql if re.search(pattern, s))
+
+    batches = 10 + 10  # payments_to_issue and orders_to_confirm, 10 items a batch
+    renewals = count(r'^UPDATE "todolists_todoitem" SET "claimed_until"')
+    # One statement renews a whole batch (a list may show its items in two parts when a reader is
+    # held back by a running transaction elsewhere on the server: then one more, smaller batch).
+    assert batches <= renewals <= batches + 2
+    assert count(r'"eventstore_event"\."correlation_id" IN') == renewals  # one re-read per batch
+    per_order = len(sql) / 100
+    # 41 before batching; what remains is mostly per-event appends and projection handlers.
+    assert per_order <= 36, collections.Counter(re.sub(r"\s+", " ", s)[:50] for s in sql).most_common(12)
+
+
+def test_a_command_nudges_the_lists_it_opened_once_it_commits(
+    settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    settings.TODO_NUDGE = True
+    enqueued = []
+    monkeypatch.setattr(
+        "django_q.tasks.async_task", lambda func, *args, **kwargs: enqueued.append((func, *args))
+    )
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        order_id = PlacedOrderFactory()
+        assert enqueued == []  # nothing before the commit: a worker could not see the order yet
+    assert enqueued == [("todolists.tasks.work_lists", ["payments_to_issue"])]
+    enqueued.clear()
+    projections_catch_up()
+    with django_capture_on_commit_callbacks(execute=True):
+        payment_issue(order_id=order_id)
+    assert enqueued == [("todolists.tasks.work_lists", ["orders_to_confirm"])]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_of_appends_queues_one_nudge_per_list_until_its_task_starts(
+    place_orders, settings, monkeypatch
+):
+    from todolists import tasks
+
+    settings.TODO_NUDGE = True
+    enqueued: list = []
+    monkeypatch.setattr("django_q.tasks.async_task", lambda fn, names, **kw: enqueued.append(names))
+    place_orders(visa=30, declined=0)
+    assert enqueued == [["payments_to_issue"]]  # not thirty tasks in the broker's queue
+    monkeypatch.setattr(tasks, "todo_lists_work", lambda **kwargs: [])
+    tasks.work_lists(["payments_to_issue"])  # the task starts: appends from now on nudge again
+    place_orders(visa=1, declined=0)
+    assert enqueued == [["payments_to_issue"], ["payments_to_issue"]]

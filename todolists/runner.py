@@ -1,0 +1,278 @@
+"""The automation runner: claim a batch of due items, work it, record the outcomes as events.
+
+Per batch, not per item: one claim, one lease renewal, one call of the list's work function with
+the whole batch (it re-reads the batch's streams in one query and acts item by item, the side
+effect concurrently where the gateway allows), one catch-up of the list, one release. While the
+batch is in hand a heartbeat keeps its leases alive (see todolists/leases.py).
+
+Every failure of an item is a failed attempt, recorded as `TodoAttemptFailed` on the item's own
+stream with the error and the time of the next try (exponential backoff), whatever the list.
+After `TODO_MAX_ATTEMPTS` the item is parked and stays visible until an operator asks for a
+retry, which is an event too.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import datetime
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+from django.conf import settings
+from django.db import connection, connections
+from django.utils import timezone
+
+from eventstore.projections import (
+    CatchUpResult,
+    halted_correlations,
+    projection_catch_up,
+    projections_catch_up,
+)
+from eventstore.store import correlations_read, event_append
+from todolists.events import TodoAttemptFailed
+from todolists.leases import (
+    LeaseHeartbeat,
+    todo_items_claim,
+    todo_items_claimable,
+    todo_items_release,
+    todo_items_still_mine,
+    todo_leases_held_by_others,
+    worker_id,
+)
+from todolists.lists import TodoList, registry
+from todolists.models import TodoItem
+from todolists.nudge import todo_lists_nudge
+from todolists.operator import todo_item_park, todo_stream
+
+logger = logging.getLogger(__name__)
+
+# How often a task that finished its own work looks again while other workers hold leases.
+TAKEOVER_POLL_SECONDS = 0.5
+
+
+def backoff(*, attempt: int) -> datetime.timedelta:
+    """5 s, 10 s, 20 s, ... (TODO_BACKOFF_SECONDS doubled per attempt), capped at one hour."""
+    return datetime.timedelta(seconds=min(settings.TODO_BACKOFF_SECONDS * 2 ** (attempt - 1), 3600))
+
+
+class NoOutcome(Exception):
+    """The work function returned, yet the item is still open and no failure was recorded."""
+
+
+def todo_item_attempt_failed(*, todo: TodoList, item: TodoItem, error: Exception) -> None:
+    """Record a failed attempt (and park the item once it has used up its attempts)."""
+    attempt = item.attempts + 1
+    message = f"{type(error).__name__}: {error}"[:2000]
+    event_append(
+        stream_id=todo_stream(list_name=todo.name, key=item.key),
+        events=[
+            TodoAttemptFailed(
+                list=todo.name,
+                key=item.key,
+                attempt=attempt,
+                error=message,
+                retry_at=timezone.now() + backoff(attempt=attempt),
+            )
+        ],
+        expected_version=None,
+        correlation_id=item.correlation_id,
+        actor="automation",
+    )
+    if attempt >= settings.TODO_MAX_ATTEMPTS:
+        todo_item_park(
+            item=item, reason=f"gave up after {attempt} attempts; last error: {message}", actor="automation"
+        )
+
+
+def todo_items_each(
+    *,
+    items: Sequence[TodoItem],
+    act: Callable[[TodoItem], object],
+    deadline: float,
+    concurrency: int = 1,
+) -> dict[str, Exception | None]:
+    """Run `act` on each item, catching each item's failure: {key: None (done) or the error}.
+
+    Items not started by the deadline are left out (the runner releases them). With concurrency
+    above 1, the items run in a small thread pool (for network-bound side effects such as a
+    Stripe call); each thread closes its own database connections. Inside an outer transaction
+    they run one by one in this thread, since other connections could not see its writes.
+    """
+
+    def one(item: TodoItem) -> Exception | None:
+        try:
+            act(item)
+        except Exception as exc:
+            return exc
+        return None
+
+    if concurrency <= 1 or len(items) <= 1 or connection.in_atomic_block:
+        results: dict[str, Exception | None] = {}
+        for item in items:
+            if time.monotonic() >= deadline:
+                break
+            results[item.key] = one(item)
+        return results
+
+    def in_thread(item: TodoItem) -> tuple[bool, Exception | None]:
+        try:
+            if time.monotonic() >= deadline:
+                return False, None
+            return True, one(item)
+        finally:
+            connections.close_all()
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
+        done = dict(zip((i.key for i in items), pool.map(in_thread, items), strict=True))
+    return {key: error for key, (started, error) in done.items() if started}
+
+
+@dataclasses.dataclass
+class WorkResult:
+    list_name: str
+    worked: int = 0
+    failed: int = 0
+    halted: str = ""
+
+
+def todo_list_work(
+    *,
+    list_name: str,
+    batch: int = 10,
+    max_items: int = 500,
+    deadline: float | None = None,
+    worker: str | None = None,
+) -> WorkResult:
+    """Work the due items of one list, a batch at a time, and record failures. Stops when nothing
+    is due, after `max_items`, or at `deadline` (a time.monotonic() value, checked before each
+    item; by default see `work_deadline`)."""
+    todo = registry.get(list_name)
+    worker = worker or worker_id()
+    result = WorkResult(list_name)
+    deadline = deadline or work_deadline()
+    # Each batch ends with a catch-up (see _work_batch), so only the first needs one up front.
+    caught_up = projection_catch_up(name=todo.projection_name)
+    # Business cases another projection is halted on wait for the operator (projection_skip).
+    avoid = halted_correlations()
+    while not caught_up.error and result.worked < max_items and time.monotonic() < deadline:
+        items = todo_items_claim(
+            list_name=todo.name, worker=worker, limit=min(batch, max_items - result.worked), avoid=avoid
+        )
+        if not items:
+            break
+        try:
+            caught_up = _work_batch(todo, items, worker, result, deadline)
+        finally:
+            todo_items_release(items=items, worker=worker)  # what the deadline left unworked is free at once
+    if caught_up.error:
+        # The list cannot see outcomes or failed attempts: working it would repeat itself.
+        logger.error("%s: projection halted, not working the list: %s", list_name, caught_up.error)
+        result.halted = caught_up.error
+    return result
+
+
+def work_deadline() -> float:
+    """Half of django-q2's task timeout from now, leaving room for the slowest batch in flight
+    (gateway timeouts) and the final catch-up, so a task is never killed halfway."""
+    return time.monotonic() + settings.Q_CLUSTER.get("timeout", 60) / 2
+
+
+def _work_batch(
+    todo: TodoList, items: list[TodoItem], worker: str, result: WorkResult, deadline: float
+) -> CatchUpResult:
+    mine = todo_items_still_mine(items=items, worker=worker)
+    outcomes: Mapping[str, Exception | None] = {}
+    if mine:
+        with LeaseHeartbeat(items=mine, worker=worker):
+            try:
+                outcomes = todo.work(mine, deadline=deadline)
+            except Exception as exc:  # the batch failed as a whole, e.g. its re-read
+                outcomes = {i.key: exc for i in mine}
+    result.worked += len(outcomes)
+    for item in mine:
+        error = outcomes.get(item.key)
+        if error is not None:
+            result.failed += 1
+            logger.warning("%s: item %s failed: %s", todo.name, item.key, error)
+            todo_item_attempt_failed(todo=todo, item=item, error=error)
+    # Close what was just decided before the claims go, so no worker picks it up again.
+    caught_up = projection_catch_up(name=todo.projection_name)
+    if caught_up.error:
+        return caught_up
+    succeeded = [i for i in mine if i.key in outcomes and outcomes[i.key] is None]
+    for item in _without_outcome(todo, succeeded):
+        result.failed += 1
+        todo_item_attempt_failed(
+            todo=todo, item=item, error=NoOutcome("the work finished without recording an outcome")
+        )
+    return caught_up
+
+
+def _without_outcome(todo: TodoList, items: list[TodoItem]) -> list[TodoItem]:
+    """Items still open on the list whose closing event is not in the log either. The log, not the
+    list: a reader may be held back by a running transaction and not see a fresh outcome yet."""
+    if not items:
+        return []
+    still_open = dict(
+        TodoItem.objects.filter(
+            list_name=todo.name, key__in=[i.key for i in items], status=TodoItem.Status.OPEN
+        ).values_list("key", "attempts")
+    )
+    suspects = [i for i in items if still_open.get(i.key) == i.attempts]
+    if not suspects:
+        return []
+    closings = correlations_read(correlation_ids=[i.correlation_id for i in suspects], types=todo.closed_by)
+    return [
+        item
+        for item in suspects
+        if not any(
+            e.position > item.opened_position and str(getattr(e.event, todo.key_field)) == item.key
+            for e in closings[item.correlation_id]
+        )
+    ]
+
+
+def todo_lists_work(
+    *,
+    names: list[str] | None = None,
+    rounds: int = 10,
+    take_over: bool = False,
+    worker: str | None = None,
+) -> list[WorkResult]:
+    """Catch up every projection and work the lists until nothing is due (an outcome may open
+    an item on the next list), at most `rounds` passes.
+
+    With `take_over` (the cluster's tasks), a task that is done stays while other workers hold
+    leases on these lists, until its deadline: if a holder dies, its lease runs out within
+    TODO_LEASE_SECONDS and this task takes the items over, instead of leaving them to the minute
+    sweep (a Redis broker loses the dead worker's own task). A live holder's heartbeat keeps its
+    lease, and it releases the items when done, which ends the wait.
+    """
+    results: list[WorkResult] = []
+    deadline = work_deadline()  # one budget for the whole task, however many lists and rounds
+    worker = worker or worker_id()
+    lists = names or registry.names()
+
+    def work_rounds() -> None:
+        for _ in range(rounds):
+            projections_catch_up()
+            passed = [todo_list_work(list_name=n, deadline=deadline, worker=worker) for n in lists]
+            results.extend(passed)
+            if not any(r.worked for r in passed) or names or time.monotonic() >= deadline:
+                break
+
+    work_rounds()
+    while take_over and todo_leases_held_by_others(list_names=lists, worker=worker):
+        if time.monotonic() >= deadline:
+            # Hand the watch to a fresh task: a Redis broker has no other copy of this one.
+            todo_lists_nudge(list_names=lists)
+            break
+        time.sleep(TAKEOVER_POLL_SECONDS)
+        if todo_items_claimable(list_names=lists):
+            work_rounds()
+    if any(r.worked for r in results):
+        # The outcomes just recorded must reach the read models too, not wait for the next sweep.
+        projections_catch_up()
+    return results
