@@ -26,7 +26,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.DebugAdminConfig",  # the admin, with the TODO-list dashboard as its index
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -41,6 +41,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "eventstore.setup_hint.UnmigratedDatabaseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -111,6 +112,8 @@ STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 
 # --- Security (production values unless DEBUG; `manage.py check --deploy` is clean) ------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Load balancers probe /health/ over plain HTTP on the internal network; a redirect would fail them.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
@@ -174,3 +177,10 @@ TODO_BACKOFF_SECONDS = env.float("TODO_BACKOFF_SECONDS", default=5.0)
 TODO_LEASE_SECONDS = env.int("TODO_LEASE_SECONDS", default=60)
 # Enqueue a django-q2 task right after a command commits (latency); the schedule is the safety net.
 TODO_NUDGE = env.bool("TODO_NUDGE", default=True)
+# An item due for longer than this marks its list stuck (dashboard, /health/), unless the list
+# declares its own `stuck_after`.
+TODO_STUCK_AFTER_SECONDS = env.int("TODO_STUCK_AFTER_SECONDS", default=300)
+# /metrics wants `Authorization: Bearer <METRICS_TOKEN>` when set (see README, Operating).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# The admin page that tells a business case's story, linked from TODO items and events.
+TODO_STORY_URL_NAME = "admin:orders_order_change"

@@ -34,6 +34,7 @@ orders_to_confirm = TodoList(
     opened_by=("PaymentIssued",),
     closed_by=("OrderConfirmed", "OrderCancelled"),
     work=confirm_paid_order,
+    records=("OrderConfirmed",),
 )
 
 orders_to_cancel = TodoList(
@@ -42,4 +43,5 @@ orders_to_cancel = TodoList(
     opened_by=("PaymentFailed",),
     closed_by=("OrderCancelled", "OrderConfirmed"),
     work=cancel_unpaid_order,
+    records=("OrderCancelled",),
 )

@@ -10,6 +10,16 @@ class PaymentsConfig(AppConfig):
         from payments import events, todo  # noqa: F401
         from payments import projections as payment_projections
         from todolists.lists import registry as todo_lists
+        from todolists.process import Step
+        from todolists.process import registry as steps
 
         projections.register(payment_projections.payments)
         todo_lists.register(todo.payments_to_issue)
+        # Not an automation, so declared for the process map.
+        steps.register(
+            Step(
+                name="Give up on a parked payment",
+                records=("PaymentIssued", "PaymentFailed"),
+                actor="operator",
+            )
+        )

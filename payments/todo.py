@@ -18,4 +18,5 @@ payments_to_issue = TodoList(
     work=issue_payment,
     failed_by=("PaymentAttemptFailed",),
     record_failure=payment_attempt_failed_record,
+    records=("PaymentStarted", "PaymentIssued", "PaymentFailed", "PaymentAttemptFailed"),
 )

@@ -35,6 +35,10 @@ class TodoList:
     """Domain events recording a failed attempt (with `attempt`, `error`, `retry_at` fields)."""
     record_failure: RecordFailure | None = None
     """Appends one of `failed_by` (keyword args: item, attempt, error, retry_at); default TodoAttemptFailed."""
+    stuck_after: datetime.timedelta | None = None
+    """An item due for longer than this marks the list stuck; None: settings.TODO_STUCK_AFTER_SECONDS."""
+    records: tuple[str, ...] = ()
+    """Event types the automation (`work`) records, for the process map."""
 
     @property
     def projection_name(self) -> str:
