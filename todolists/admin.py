@@ -5,7 +5,6 @@ from django.db.models.functions import Coalesce, Now
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import dateformat, timezone
-from django.utils.timesince import timesince
 
 from eventstore.admin import EventAdmin, ReadOnlyAdmin, pretty_json
 from eventstore.models import Event
@@ -13,6 +12,7 @@ from eventstore.projections import projection_catch_up
 from todolists.automation import todo_item_park, todo_item_retry
 from todolists.lists import registry
 from todolists.models import TodoItem
+from todolists.templatetags.todo_debug import duration
 from todolists.why import todo_item_why
 
 
@@ -144,9 +144,32 @@ class TodoItemAdmin(ReadOnlyAdmin):
     list_per_page = 50
     show_full_result_count = False
     search_fields = ["=key", "=correlation_id"]
-    readonly_fields = [f.name for f in TodoItem._meta.fields if f.name != "payload"] + ["opening_event"]
-    exclude = ["payload"]
+    # The item page: times to the second, and no "next attempt" for a parked item.
+    fields = [
+        "list_name",
+        "key",
+        "status",
+        "opened",
+        "opened_by",
+        "opened_position",
+        "closed",
+        "closed_by",
+        "attempts",
+        "last_error",
+        "next_attempt",
+        "parked_since",
+        "lease",
+        "opening_event",
+    ]
+    readonly_fields = fields
     actions = ["retry_now", "park"]
+
+    def changelist_view(self, request, extra_context=None):
+        name = request.GET.get("list_name")
+        if name in registry.names():
+            title = f"{registry.get(name).title}: {request.GET.get('state') or 'open'} items"
+            extra_context = {"title": title, **(extra_context or {})}
+        return super().changelist_view(request, extra_context)
 
     def get_list_display(self, request):
         # Filtered to one list, its name in every row is noise (and width at 1280 px).
@@ -165,13 +188,20 @@ class TodoItemAdmin(ReadOnlyAdmin):
     def opened(self, obj: TodoItem) -> str:
         return seconds(obj.opened_at)
 
+    @admin.display(description="closed")
+    def closed(self, obj: TodoItem) -> str:
+        return seconds(obj.closed_at)
+
     @admin.display(description="key (order)", ordering="key")
     def key_link(self, obj: TodoItem) -> str:
-        return link(story_url(obj.correlation_id or obj.key), obj.key)
+        # UUIDs are unique in their first 8 characters in practice; the full key is in the link
+        # target and the item page, and the search box takes it whole.
+        short = obj.key if len(obj.key) <= 13 else f"{obj.key[:8]}…"
+        return link(story_url(obj.correlation_id or obj.key), short)
 
     @admin.display(description="age", ordering="opened_at")
     def age(self, obj: TodoItem) -> str:
-        return timesince(obj.opened_at, obj.closed_at or timezone.now())
+        return duration((obj.closed_at or timezone.now()) - obj.opened_at)
 
     @admin.display(description="last error")
     def error_short(self, obj: TodoItem) -> str:
@@ -186,14 +216,17 @@ class TodoItemAdmin(ReadOnlyAdmin):
     def parked_since(self, obj: TodoItem) -> str:
         if obj.status != TodoItem.Status.PARKED or not obj.parked_at:
             return ""
-        return f"{seconds(obj.parked_at)} ({timesince(obj.parked_at)})"
+        return f"{seconds(obj.parked_at)} ({duration(timezone.now() - obj.parked_at)})"
 
     @admin.display(description="lease")
     def lease(self, obj: TodoItem) -> str:
         if not obj.claimed_by:
             return ""
         ran_out = " (ran out)" if obj.claimed_until and obj.claimed_until < timezone.now() else ""
-        return f"{obj.claimed_by} until {seconds(obj.claimed_until)}{ran_out}"
+        until = (
+            dateformat.format(timezone.localtime(obj.claimed_until), "H:i:s") if obj.claimed_until else "?"
+        )
+        return f"{obj.claimed_by} until {until}{ran_out}"
 
     @admin.display(description="closes on")
     def closes_on(self, obj: TodoItem) -> str:
