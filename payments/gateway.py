@@ -181,7 +181,8 @@ class StripeGateway:
     def find_charge(self, *, idempotency_key: str) -> Charge | None:
         """Search PaymentIntents by the key we put in their metadata. Stripe's search index may
         lag a write by up to a minute, so callers only ask about payments parked for longer
-        (see payment_give_up). localstripe has no search endpoint: this is untested there."""
+        (see payment_give_up). localstripe has no search endpoint: there it raises
+        GatewayUnavailable, and give-up refuses rather than guess."""
         stripe = self._stripe
         try:
             found = self._client.v1.payment_intents.search(
@@ -189,6 +190,9 @@ class StripeGateway:
             )
         except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
             raise GatewayUnavailable(f"stripe: {type(exc).__name__}: {exc}") from exc
+        except stripe.InvalidRequestError as exc:
+            # No search here (localstripe, a restricted key): we cannot tell, so nothing is decided.
+            raise GatewayUnavailable(f"stripe: cannot search PaymentIntents: {exc}") from exc
         intents = list(found.data)
         if any(i.status == "succeeded" for i in intents):
             return Charge(payment_id=next(i.id for i in intents if i.status == "succeeded"))

@@ -322,3 +322,24 @@ def test_the_give_up_action_in_the_admin(admin_client, no_nudge, settings):
     html = post_action(admin_client, "admin:payments_payment_changelist", "give_up", [order_id])
     assert f"Payment of order {order_id}: no charge under its key" in html
     assert TodoItem.objects.get(list_name="orders_to_cancel", key=order_id).status == "open"
+
+
+def test_an_expired_lease_shows_who_held_it_and_links_to_the_item(admin_client, seeded_process):
+    # A worker that died mid-item leaves its claim behind until the lease runs out.
+    stuck = TodoItem.objects.get(list_name="payments_to_issue", key=seeded_process["stuck"])
+    TodoItem.objects.filter(pk=stuck.pk).update(
+        claimed_by="host-a:4242", claimed_until=timezone.now() - datetime.timedelta(minutes=1)
+    )
+    page = admin_client.get(reverse("admin:index"))
+    dash = page.context["dashboard"]
+    assert dash.expired_lease_count == 1 and [i.claimed_by for i in dash.expired_leases] == ["host-a:4242"]
+    html = page.content.decode()
+    assert "host-a:4242" in html and reverse("admin:todolists_todoitem_change", args=[stuck.pk]) in html
+    expired = changelist(admin_client, lease="expired").context["cl"].result_list
+    assert [i.key for i in expired] == [stuck.key]
+
+
+def test_done_in_the_last_hour_links_to_exactly_those_items(admin_client, seeded_process):
+    page = changelist(admin_client, list_name="payments_to_issue", state="done_last_hour")
+    keys = {i.key for i in page.context["cl"].result_list}
+    assert keys == {seeded_process["confirmed"], seeded_process["cancelled"]}

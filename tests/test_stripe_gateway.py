@@ -66,3 +66,11 @@ def test_a_request_stripe_rejects_without_a_decline_code_is_a_failed_attempt_not
     gateway = StripeGateway(api_key="sk_test_localstripe", api_base=localstripe)
     with pytest.raises(stripe.InvalidRequestError):
         charge(gateway, "order-4", "pm_card_mastercard")
+
+
+def test_find_charge_without_a_search_endpoint_cannot_tell_and_says_so(localstripe):
+    """localstripe has no /v1/payment_intents/search: give-up must refuse, never guess "no charge"."""
+    gateway = StripeGateway(api_key="sk_test_localstripe", api_base=localstripe)
+    charge(gateway, "order-5", "pm_card_visa")
+    with pytest.raises(GatewayUnavailable, match="cannot search PaymentIntents"):
+        gateway.find_charge(idempotency_key="order-5")

@@ -1,3 +1,5 @@
+import datetime
+
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Case, IntegerField, Q, Value, When
@@ -87,6 +89,7 @@ class StateFilter(admin.SimpleListFilter):
             ("due", "due now"),
             ("retrying", "retrying"),
             ("parked", "parked"),
+            ("done_last_hour", "done in the last hour"),
             ("done", "done"),
             ("all", "all"),
         ]
@@ -105,6 +108,9 @@ class StateFilter(admin.SimpleListFilter):
             }
 
     def queryset(self, request, queryset):
+        if self.value() == "done_last_hour":
+            since = timezone.now() - datetime.timedelta(hours=1)
+            return queryset.filter(status=TodoItem.Status.DONE, closed_at__gte=since)
         default = Q() if self.searching else ~Q(status=TodoItem.Status.DONE)
         return queryset.filter(self.STATES.get(self.value(), default))
 

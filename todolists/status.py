@@ -204,7 +204,12 @@ class Dashboard:
     projections: list[ProjectionStatus]
     cluster: ClusterStatus
     expired_leases: list[TodoItem]
+    """The most recent EXPIRED_LEASES_SHOWN of them; the count is per list."""
     reasons: list[str]
+
+    @property
+    def expired_lease_count(self) -> int:
+        return sum(s.expired_leases for s in self.lists)
 
 
 def dashboard() -> Dashboard:
