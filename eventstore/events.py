@@ -1,24 +1,40 @@
-"""Event types: frozen dataclasses registered by their type name.
+"""Event types: typed, validated messages registered by their type name.
 
-The type name and the payload fields are the published language between apps: orders and payments
+An event type is a `DomainEvent` subclass (a frozen msgspec Struct) decorated with `@event_type`. The
+type name and the payload fields are the published language between apps: orders and payments
 never import each other, they only agree on names such as "PaymentIssued" and its fields.
+
+Everything that enters the log goes through `event_encode`, which checks the event against its
+declared type (field types, required fields, no unknown fields) and the rules other apps attach to
+it; everything that leaves it goes through `event_decode`, which upcasts old schema versions and
+checks the data the same way. msgspec was chosen over pydantic by measurement: a validated
+encode + decode of an OrderPlaced costs about 2.2 µs against 5.8 µs (see bench/).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
-import decimal
-import functools
-import typing
-import uuid
-from collections.abc import Callable
-from typing import Any, ClassVar, Protocol, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar
+
+import msgspec
 
 
-class DomainEvent(Protocol):
+class DomainEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every event type: keyword-only, immutable, and strict about its fields."""
+
     event_type: ClassVar[str]
     schema_version: ClassVar[int]
+
+
+class InvalidEvent(ValueError):
+    """An event does not match its declared type, or a rule refused it; nothing was written."""
+
+    def __init__(self, type_name: str, reason: str, *, position: int | None = None) -> None:
+        where = f" at position {position}" if position is not None else ""
+        super().__init__(f"{type_name}{where} is invalid: {reason}")
+        self.type_name = type_name
+        self.reason = reason
+        self.position = position
 
 
 class UnknownEventType(LookupError):
@@ -29,29 +45,33 @@ class UnknownEventType(LookupError):
         self.position = position
 
 
-_REGISTRY: dict[str, type] = {}
+_REGISTRY: dict[str, type[DomainEvent]] = {}
 _UPCASTERS: dict[str, dict[int, Callable[[dict], dict]]] = {}
+_RULES: dict[str, list[Callable[[Any], None]]] = {}
 
-E = TypeVar("E")
+E = TypeVar("E", bound=type[DomainEvent])
 
 
 def event_type(
-    name: str, *, version: int = 1, upcasters: dict[int, Callable[[dict], dict]] | None = None
-) -> Callable[[type[E]], type[E]]:
-    """Register a dataclass as the event type `name`.
+    name: str, *, version: int = 1, upcasters: Mapping[int, Callable[[dict], dict]] | None = None
+) -> Callable[[E], E]:
+    """Register a DomainEvent subclass as the event type `name`.
 
     `upcasters` maps an older schema version to a function that turns its data into the next
     version's, so old events in the log stay readable after a payload change.
     """
 
-    def register(cls: type[E]) -> type[E]:
-        if not dataclasses.is_dataclass(cls):
-            raise TypeError(f"{cls.__name__} must be a dataclass to be an event type")
+    def register(cls: E) -> E:
+        if not (isinstance(cls, type) and issubclass(cls, DomainEvent)):
+            raise TypeError(f"{cls!r} must subclass eventstore.events.DomainEvent to be an event type")
         existing = _REGISTRY.get(name)
         if existing is not None and existing.__qualname__ != cls.__qualname__:
             raise ValueError(f"Event type {name!r} is already registered by {existing.__qualname__}")
-        cls.event_type = name  # type: ignore[attr-defined]
-        cls.schema_version = version  # type: ignore[attr-defined]
+        missing = [v for v in range(1, version) if v not in (upcasters or {})]
+        if missing:
+            raise ValueError(f"Event type {name!r} v{version} needs upcasters from versions {missing}")
+        cls.event_type = name
+        cls.schema_version = version
         _REGISTRY[name] = cls
         _UPCASTERS[name] = dict(upcasters or {})
         return cls
@@ -59,63 +79,71 @@ def event_type(
     return register
 
 
-def registered_types() -> dict[str, type]:
+def event_rule(type_name: str) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
+    """Attach a rule to an event type, checked on every append: it raises InvalidEvent to refuse.
+
+    This is how one app states a constraint on another's events without importing it (payments
+    refuses an OrderPlaced below the gateway's smallest charge).
+    """
+
+    def register(rule: Callable[[Any], None]) -> Callable[[Any], None]:
+        rules = _RULES.setdefault(type_name, [])
+        if rule not in rules:
+            rules.append(rule)
+        return rule
+
+    return register
+
+
+def registered_types() -> dict[str, type[DomainEvent]]:
     return dict(_REGISTRY)
 
 
-def event_class(type_name: str, *, position: int | None = None) -> type:
+def event_class(type_name: str, *, position: int | None = None) -> type[DomainEvent]:
     try:
         return _REGISTRY[type_name]
     except KeyError:
         raise UnknownEventType(type_name, position) from None
 
 
-def _to_json(value: Any) -> Any:
-    if isinstance(value, decimal.Decimal | uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime.datetime | datetime.date):
-        return value.isoformat()
-    return value
+def event_encode(event: DomainEvent) -> dict[str, Any]:
+    """The event as JSON-ready data, after checking it against its type and its rules."""
+    cls = type(event)
+    name = getattr(cls, "event_type", cls.__name__)
+    if _REGISTRY.get(name) is not cls:
+        raise UnknownEventType(name)
+    try:
+        data = msgspec.to_builtins(event)
+        # Construction does not check field types; a round trip through the declared type does.
+        msgspec.convert(data, cls, strict=True)
+    except (msgspec.ValidationError, TypeError) as exc:
+        raise InvalidEvent(name, str(exc)) from None
+    for rule in _RULES.get(name, ()):
+        rule(event)
+    return data
 
 
-def event_to_data(event: DomainEvent) -> dict[str, Any]:
-    return {f.name: _to_json(getattr(event, f.name)) for f in dataclasses.fields(event)}  # type: ignore[arg-type]
-
-
-_PARSERS: dict[Any, Callable[[Any], Any]] = {
-    decimal.Decimal: lambda v: decimal.Decimal(str(v)),
-    datetime.datetime: datetime.datetime.fromisoformat,
-    datetime.date: datetime.date.fromisoformat,
-    uuid.UUID: uuid.UUID,
-}
-
-
-def _parser(hint: Any) -> Callable[[Any], Any] | None:
-    if hint in _PARSERS:
-        return _PARSERS[hint]
-    # `X | None`: parse the value when there is one.
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if len(args) == 1 and args[0] in _PARSERS:
-        inner = _PARSERS[args[0]]
-        return lambda v: None if v is None else inner(v)
-    return None
-
-
-def event_from_data(
-    type_name: str, data: dict[str, Any], *, schema_version: int = 1, position: int | None = None
-) -> Any:
+def event_decode(
+    type_name: str, data: Any, *, schema_version: int = 1, position: int | None = None
+) -> DomainEvent:
+    """The typed event for stored data: upcast to the current schema version, then checked."""
     cls = event_class(type_name, position=position)
-    upcasters = _UPCASTERS[type_name]
-    while schema_version < cls.schema_version:
-        data = upcasters[schema_version](data)
-        schema_version += 1
-    parsers = _field_parsers(cls)
-    return cls(
-        **{name: (parse(data[name]) if parse else data[name]) for name, parse in parsers if name in data}
-    )
+    try:
+        while schema_version < cls.schema_version:
+            data = _UPCASTERS[type_name][schema_version](data)
+            schema_version += 1
+        return msgspec.convert(data, cls, strict=True)
+    except (msgspec.ValidationError, TypeError, KeyError, ValueError) as exc:
+        raise InvalidEvent(type_name, f"{type(exc).__name__}: {exc}", position=position) from None
 
 
-@functools.cache
-def _field_parsers(cls: type) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
-    hints = typing.get_type_hints(cls)
-    return tuple((f.name, _parser(hints[f.name])) for f in dataclasses.fields(cls))
+# --- the event store's own events ---------------------------------------------------------------
+
+
+@event_type("ProjectionEventSkipped")
+class ProjectionEventSkipped(DomainEvent):
+    """An operator let a projection pass one event it cannot apply. Replays skip it the same way."""
+
+    projection: str
+    position: int
+    reason: str

@@ -1,6 +1,18 @@
 from django.db import models
 
 
+class TransactionId(models.Func):
+    """The inserting transaction's id on PostgreSQL (the log's read order); 0 elsewhere."""
+
+    output_field = models.BigIntegerField()
+
+    def as_sql(self, compiler, connection, **extra_context):
+        return "0", []
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return "(pg_current_xact_id()::text::bigint)", []
+
+
 class Event(models.Model):
     """One fact in the append-only log. Never updated or deleted (a PostgreSQL trigger enforces it)."""
 
@@ -14,6 +26,12 @@ class Event(models.Model):
     causation_id = models.CharField(max_length=200, blank=True, default="")
     actor = models.CharField(max_length=200, blank=True, default="")
     recorded_at = models.DateTimeField()
+    tx_id = models.BigIntegerField(
+        db_default=TransactionId(),
+        editable=False,
+        help_text="On PostgreSQL the id of the transaction that appended the event (readers order by "
+        "it to never skip a late commit); 0 on SQLite, which has one writer at a time.",
+    )
 
     class Meta:
         ordering = ["position"]
@@ -25,6 +43,7 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["correlation_id", "position"], name="event_correlation_idx"),
             models.Index(fields=["type", "position"], name="event_type_idx"),
+            models.Index(fields=["tx_id", "position"], name="event_tx_order_idx"),
         ]
 
     def __str__(self) -> str:
@@ -35,7 +54,8 @@ class ProjectionCheckpoint(models.Model):
     """How far one projection has applied the log, and why it stopped if it did."""
 
     name = models.CharField(max_length=100, primary_key=True)
-    position = models.BigIntegerField(default=0)
+    position = models.BigIntegerField(default=0, help_text="The last event applied (or passed over).")
+    tx_id = models.BigIntegerField(default=0, help_text="That event's transaction id: the read order.")
     updated_at = models.DateTimeField(auto_now=True)
     error_position = models.BigIntegerField(null=True, blank=True)
     error_type = models.CharField(max_length=100, blank=True, default="")

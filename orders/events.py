@@ -1,12 +1,12 @@
-import dataclasses
+"""Order events: the facts orders records, and the published language other apps read by name."""
+
 import decimal
 
-from eventstore.events import event_type
+from eventstore.events import DomainEvent, event_type
 
 
 @event_type("OrderPlaced")
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class OrderPlaced:
+class OrderPlaced(DomainEvent):
     order_id: str
     customer: str
     amount: decimal.Decimal
@@ -15,14 +15,12 @@ class OrderPlaced:
 
 
 @event_type("OrderConfirmed")
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class OrderConfirmed:
+class OrderConfirmed(DomainEvent):
     order_id: str
     payment_id: str
 
 
 @event_type("OrderCancelled")
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class OrderCancelled:
+class OrderCancelled(DomainEvent):
     order_id: str
     reason: str

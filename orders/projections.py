@@ -1,37 +1,52 @@
-"""The Order read model, as plain handlers per event type."""
+"""The Order read model: one row per order, folded from typed events a batch at a time."""
 
-from eventstore.projections import Projection
-from eventstore.store import RecordedEvent
+from eventstore.projections import Envelope, Row, row_projection
 from orders.models import Order
 
 
-def on_placed(event: RecordedEvent) -> None:
-    placed = event.event
-    Order.objects.create(
-        order_id=placed.order_id,
-        customer=placed.customer,
-        amount=placed.amount,
-        currency=placed.currency,
-        payment_method=placed.payment_method,
-        placed_at=event.recorded_at,
-    )
+def on_placed(row: Row | None, e: Envelope) -> Row:
+    placed = e.event
+    return {
+        "customer": placed.customer,
+        "amount": placed.amount,
+        "currency": placed.currency,
+        "payment_method": placed.payment_method,
+        "status": Order.Status.PLACED,
+        "payment_id": "",
+        "cancel_reason": "",
+        "placed_at": e.recorded_at,
+        "confirmed_at": None,
+        "cancelled_at": None,
+    }
 
 
-def on_confirmed(event: RecordedEvent) -> None:
-    Order.objects.filter(order_id=event.data["order_id"]).update(
-        status=Order.Status.CONFIRMED, payment_id=event.data["payment_id"], confirmed_at=event.recorded_at
-    )
+def on_confirmed(row: Row | None, e: Envelope) -> Row | None:
+    if row is None:
+        return None  # confirmed without a placement: nothing to show (the log keeps it)
+    return {
+        **row,
+        "status": Order.Status.CONFIRMED,
+        "payment_id": e.event.payment_id,
+        "confirmed_at": e.recorded_at,
+    }
 
 
-def on_cancelled(event: RecordedEvent) -> None:
-    Order.objects.filter(order_id=event.data["order_id"]).update(
-        status=Order.Status.CANCELLED, cancel_reason=event.data["reason"], cancelled_at=event.recorded_at
-    )
+def on_cancelled(row: Row | None, e: Envelope) -> Row | None:
+    if row is None:
+        return None
+    return {
+        **row,
+        "status": Order.Status.CANCELLED,
+        "cancel_reason": e.event.reason,
+        "cancelled_at": e.recorded_at,
+    }
 
 
-orders = Projection(
+orders = row_projection(
     name="orders",
     title="Orders",
+    model=Order,
+    key_field="order_id",
+    key=lambda e: e.event.order_id,
     handlers={"OrderPlaced": on_placed, "OrderConfirmed": on_confirmed, "OrderCancelled": on_cancelled},
-    reset=lambda: Order.objects.all().delete(),
 )

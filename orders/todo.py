@@ -34,6 +34,7 @@ orders_to_confirm = TodoList(
     opened_by=("PaymentIssued",),
     closed_by=("OrderConfirmed", "OrderCancelled"),
     work=confirm_paid_order,
+    key_field="order_id",
     records=("OrderConfirmed",),
 )
 
@@ -43,5 +44,6 @@ orders_to_cancel = TodoList(
     opened_by=("PaymentFailed",),
     closed_by=("OrderCancelled", "OrderConfirmed"),
     work=cancel_unpaid_order,
+    key_field="order_id",
     records=("OrderCancelled",),
 )

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import datetime
-import decimal
 import enum
 
 from eventstore.store import ConcurrencyError, correlation_read, event_append, stream_read
-from payments.events import PaymentAttemptFailed, PaymentFailed, PaymentIssued, PaymentStarted
+from payments.events import PaymentFailed, PaymentIssued, PaymentStarted
 from payments.gateway import PaymentDeclined, PaymentGateway, get_gateway
-from todolists.automation import todo_lists_nudge
 
 OUTCOMES = ("PaymentIssued", "PaymentFailed")
 
@@ -47,8 +44,8 @@ def payment_issue(*, order_id: str, gateway: PaymentGateway | None = None) -> Ou
         except _OrderCancelled:
             return Outcome.ORDER_CANCELLED  # nothing to charge; the cancellation closes the item
         version += 1
-    amount = decimal.Decimal(placed.data["amount"])
-    currency = placed.data["currency"]
+    order = placed.event
+    amount, currency = order.amount, order.currency
     gateway = gateway or get_gateway()
     try:
         charge = gateway.charge(
@@ -56,7 +53,7 @@ def payment_issue(*, order_id: str, gateway: PaymentGateway | None = None) -> Ou
             order_id=order_id,
             amount=amount,
             currency=currency,
-            payment_method=placed.data["payment_method"],
+            payment_method=order.payment_method,
         )
         event = PaymentIssued(
             order_id=order_id, payment_id=charge.payment_id, amount=amount, currency=currency
@@ -80,7 +77,6 @@ def payment_issue(*, order_id: str, gateway: PaymentGateway | None = None) -> Ou
         if any(e.type in OUTCOMES for e in stream_read(stream_id=stream)):
             return Outcome.ALREADY_DECIDED
         raise
-    todo_lists_nudge(event_types={event.event_type})
     return outcome
 
 
@@ -102,16 +98,6 @@ def _start(*, order_id: str, expected_version: int, causation_id: str) -> None:
         causation_id=causation_id,
         actor="automation",
         guard=order_not_cancelled,
-    )
-
-
-def payment_attempt_failed_record(*, item, attempt: int, error: str, retry_at: datetime.datetime) -> None:
-    event_append(
-        stream_id=payment_stream(item.key),
-        events=[PaymentAttemptFailed(order_id=item.key, attempt=attempt, error=error, retry_at=retry_at)],
-        expected_version=None,
-        correlation_id=item.key,
-        actor="automation",
     )
 
 
@@ -161,11 +147,9 @@ def payment_give_up(*, order_id: str, actor: str, gateway: PaymentGateway | None
     charge = gateway.find_charge(idempotency_key=payment_idempotency_key(order_id))
     if charge is not None:
         [placed] = correlation_read(correlation_id=order_id, types=["OrderPlaced"])
+        order = placed.event
         event = PaymentIssued(
-            order_id=order_id,
-            payment_id=charge.payment_id,
-            amount=decimal.Decimal(placed.data["amount"]),
-            currency=placed.data["currency"],
+            order_id=order_id, payment_id=charge.payment_id, amount=order.amount, currency=order.currency
         )
     else:
         event = PaymentFailed(
@@ -183,5 +167,4 @@ def payment_give_up(*, order_id: str, actor: str, gateway: PaymentGateway | None
         raise GiveUpRefused(
             f"payment of order {order_id} changed while giving up (a worker recorded something); look again"
         ) from None
-    todo_lists_nudge(event_types={event.event_type})
     return Outcome.ISSUED if charge is not None else Outcome.FAILED

@@ -1,13 +1,12 @@
-import dataclasses
-import datetime
+"""Payment events. A failed attempt (timeout, 5xx) is the runner's TodoAttemptFailed, not ours."""
+
 import decimal
 
-from eventstore.events import event_type
+from eventstore.events import DomainEvent, event_type
 
 
 @event_type("PaymentStarted")
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class PaymentStarted:
+class PaymentStarted(DomainEvent):
     """Recorded before the first charge attempt. From here on the order cannot be cancelled until
     the payment is decided, so a cancellation can never race a charge."""
 
@@ -16,8 +15,7 @@ class PaymentStarted:
 
 
 @event_type("PaymentIssued")
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class PaymentIssued:
+class PaymentIssued(DomainEvent):
     order_id: str
     payment_id: str
     amount: decimal.Decimal
@@ -25,21 +23,9 @@ class PaymentIssued:
 
 
 @event_type("PaymentFailed")
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class PaymentFailed:
+class PaymentFailed(DomainEvent):
     """A business failure (the card was declined): the order will be cancelled."""
 
     order_id: str
     decline_code: str
     message: str
-
-
-@event_type("PaymentAttemptFailed")
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class PaymentAttemptFailed:
-    """A transient failure (timeout, 5xx): the charge is tried again at `retry_at`."""
-
-    order_id: str
-    attempt: int
-    error: str
-    retry_at: datetime.datetime

@@ -13,11 +13,12 @@ import decimal
 import random
 import secrets
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from eventstore.events import InvalidEvent
 from payments.models import InProcessCharge
 
 
@@ -55,6 +56,29 @@ class PaymentGateway(Protocol):
         """The charge that succeeded under this key, None if none did; raises GatewayUnavailable
         when the gateway cannot tell (down, or a charge still in flight)."""
         ...
+
+
+# The smallest charge Stripe takes per currency (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+MIN_AMOUNTS = {
+    code: decimal.Decimal(minimum)
+    for code, minimum in {
+        "AUD": "0.50", "CAD": "0.50", "CHF": "0.50", "CZK": "15.00", "DKK": "2.50", "EUR": "0.50",
+        "GBP": "0.30", "NOK": "3.00", "PLN": "2.00", "SEK": "3.00", "USD": "0.50",
+    }.items()
+}  # fmt: skip
+
+
+def order_chargeable(order: Any) -> None:
+    """The gateway's rule on OrderPlaced, checked when it is appended: never accept an order we
+    could not charge (orders refuses it at placement without knowing this app)."""
+    minimum = MIN_AMOUNTS.get(order.currency)
+    if minimum is None:
+        raise InvalidEvent(order.event_type, f"payments cannot charge in {order.currency}")
+    if order.amount < minimum:
+        raise InvalidEvent(
+            order.event_type,
+            f"amount {order.amount} {order.currency} is below the smallest charge of {minimum}",
+        )
 
 
 def to_minor_units(amount: decimal.Decimal) -> int:

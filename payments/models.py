@@ -19,6 +19,7 @@ class Payment(models.Model):
     last_error = models.TextField(blank=True, default="")
     decline_code = models.CharField(max_length=100, blank=True, default="")
     requested_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When the first charge attempt began.")
     decided_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -1,50 +1,78 @@
-"""The Payment read model, as plain handlers per event type."""
+"""The Payment read model: one row per order's payment, folded from typed events a batch at a time."""
 
-from eventstore.projections import Projection
-from eventstore.store import RecordedEvent
+from eventstore.projections import Envelope, Row, row_projection
 from payments.models import Payment
 
-
-def on_order_placed(event: RecordedEvent) -> None:
-    data = event.data
-    Payment.objects.create(
-        order_id=data["order_id"],
-        amount=data["amount"],
-        currency=data["currency"],
-        payment_method=data["payment_method"],
-        requested_at=event.recorded_at,
-    )
+# The runner records failed attempts for every list; ours are those of "payments to issue".
+PAYMENTS_LIST = "payments_to_issue"
 
 
-def on_issued(event: RecordedEvent) -> None:
-    Payment.objects.filter(order_id=event.data["order_id"]).update(
-        status=Payment.Status.ISSUED, payment_id=event.data["payment_id"], decided_at=event.recorded_at
-    )
+def _key(e: Envelope) -> str | None:
+    if e.type == "TodoAttemptFailed":
+        return e.event.key if e.event.list == PAYMENTS_LIST else None
+    return e.event.order_id
 
 
-def on_failed(event: RecordedEvent) -> None:
-    Payment.objects.filter(order_id=event.data["order_id"]).update(
-        status=Payment.Status.FAILED,
-        decline_code=event.data["decline_code"],
-        last_error=event.data["message"],
-        decided_at=event.recorded_at,
-    )
+def on_order_placed(row: Row | None, e: Envelope) -> Row:
+    placed = e.event
+    return {
+        "amount": placed.amount,
+        "currency": placed.currency,
+        "payment_method": placed.payment_method,
+        "status": Payment.Status.PENDING,
+        "payment_id": "",
+        "attempts": 0,
+        "last_error": "",
+        "decline_code": "",
+        "requested_at": e.recorded_at,
+        "started_at": None,
+        "decided_at": None,
+    }
 
 
-def on_attempt_failed(event: RecordedEvent) -> None:
-    Payment.objects.filter(order_id=event.data["order_id"]).update(
-        attempts=event.data["attempt"], last_error=event.data["error"]
-    )
+def on_started(row: Row | None, e: Envelope) -> Row | None:
+    return {**row, "started_at": row["started_at"] or e.recorded_at} if row else None
 
 
-payments = Projection(
+def on_issued(row: Row | None, e: Envelope) -> Row | None:
+    if row is None:
+        return None
+    return {
+        **row,
+        "status": Payment.Status.ISSUED,
+        "payment_id": e.event.payment_id,
+        "decided_at": e.recorded_at,
+    }
+
+
+def on_failed(row: Row | None, e: Envelope) -> Row | None:
+    if row is None:
+        return None
+    failed = e.event
+    return {
+        **row,
+        "status": Payment.Status.FAILED,
+        "decline_code": failed.decline_code,
+        "last_error": failed.message,
+        "decided_at": e.recorded_at,
+    }
+
+
+def on_attempt_failed(row: Row | None, e: Envelope) -> Row | None:
+    return {**row, "attempts": e.event.attempt, "last_error": e.event.error} if row else None
+
+
+payments = row_projection(
     name="payments",
     title="Payments",
+    model=Payment,
+    key_field="order_id",
+    key=_key,
     handlers={
         "OrderPlaced": on_order_placed,
+        "PaymentStarted": on_started,
         "PaymentIssued": on_issued,
         "PaymentFailed": on_failed,
-        "PaymentAttemptFailed": on_attempt_failed,
+        "TodoAttemptFailed": on_attempt_failed,
     },
-    reset=lambda: Payment.objects.all().delete(),
 )

@@ -1,7 +1,7 @@
 """The "payments to issue" list: opened by OrderPlaced, closed by the payment's outcome, or by the
 order's cancellation (an operator cancelled it before it was paid)."""
 
-from payments.commands import payment_attempt_failed_record, payment_issue
+from payments.commands import payment_issue
 from todolists.lists import TodoList
 from todolists.models import TodoItem
 
@@ -16,7 +16,6 @@ payments_to_issue = TodoList(
     opened_by=("OrderPlaced",),
     closed_by=("PaymentIssued", "PaymentFailed", "OrderCancelled"),
     work=issue_payment,
-    failed_by=("PaymentAttemptFailed",),
-    record_failure=payment_attempt_failed_record,
-    records=("PaymentStarted", "PaymentIssued", "PaymentFailed", "PaymentAttemptFailed"),
+    key_field="order_id",
+    records=("PaymentStarted", "PaymentIssued", "PaymentFailed", "TodoAttemptFailed"),
 )

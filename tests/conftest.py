@@ -1,14 +1,14 @@
-import dataclasses
 import os
 import threading
 import time
 from collections.abc import Callable
 
 import pytest
+from django.core.management import call_command
 from django.db import connection, connections, models
 
-from eventstore.events import event_type
-from eventstore.projections import Projection, registry
+from eventstore.events import DomainEvent, event_type
+from eventstore.projections import Batch, Projection, Table, registry
 
 ON_POSTGRES = connection.vendor == "postgresql"
 
@@ -48,40 +48,54 @@ def django_db_setup(django_db_setup, django_db_blocker):
                 name = connection.settings_dict["NAME"]
                 cursor.execute(f'ALTER DATABASE "{name}" SET eventstore.allow_truncate = on')
                 cursor.execute("SET eventstore.allow_truncate = on")
+        # Django's system checks, as `manage.py test` would run them: a misdeclared list fails the run.
+        call_command("check", fail_level="ERROR")
 
 
 # --- test events and projection --------------------------------------------------------------
 
 
 @event_type("TestThingHappened")
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class ThingHappened:
+class ThingHappened(DomainEvent):
     n: int = 0
     poison: bool = False
 
 
+class Switch:
+    """Makes the test projection fail on events marked `poison` while `poisoned` is true."""
+
+    poisoned = True
+
+
+SWITCH = Switch()
+
+
+def _apply_things(batch: Batch) -> None:
+    rows = []
+    for e in batch.events:
+        if e.event.poison and SWITCH.poisoned:
+            raise ValueError(f"cannot handle thing {e.event.n}")
+        rows.append(batch.model(Applied)(position=e.position, stream_id=e.stream_id))
+    batch.model(Applied).objects.bulk_create(rows)
+
+
+# Registered for the whole session, so the system checks see every test event type handled.
+registry.register(
+    Projection(
+        name="test_applied",
+        handles=("TestThingHappened",),
+        apply=_apply_things,
+        tables=(Table(model=Applied),),
+    )
+)
+
+
 @pytest.fixture
 def applied_projection():
-    """A projection that writes one Applied row per TestThingHappened; `.poisoned` makes it fail."""
-
-    class Switch:
-        poisoned = True
-
-    switch = Switch()
-
-    def on_thing(event):
-        if event.data.get("poison") and switch.poisoned:
-            raise ValueError(f"cannot handle thing {event.data['n']}")
-        Applied.objects.create(position=event.position, stream_id=event.stream_id)
-
-    projection = Projection(
-        name="test_applied",
-        handlers={"TestThingHappened": on_thing},
-        reset=lambda: Applied.objects.all().delete(),
-    )
-    registry.register(projection)
-    yield switch
-    registry.unregister(projection.name)
+    """The projection writing one Applied row per TestThingHappened; `.poisoned` makes it fail."""
+    SWITCH.poisoned = True
+    yield SWITCH
+    SWITCH.poisoned = True
 
 
 # --- the process -------------------------------------------------------------------------------
@@ -368,3 +382,20 @@ def seeded_process(no_nudge, settings):
     ids["stuck"] = PlacedOrderFactory()
     projections_catch_up()
     return ids
+
+
+@pytest.fixture
+def payments_list_breaks_on_cancel(monkeypatch):
+    """A bug in the payments_to_issue projection: it fails on any batch with an OrderCancelled."""
+    import dataclasses
+
+    from eventstore.projections import registry as projections
+
+    projection = projections.get("todo:payments_to_issue")
+
+    def broken(batch):
+        if any(e.type == "OrderCancelled" for e in batch.events):
+            raise RuntimeError("bug in the list projection")
+        projection.apply(batch)
+
+    monkeypatch.setitem(projections._items, projection.name, dataclasses.replace(projection, apply=broken))

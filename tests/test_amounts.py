@@ -5,7 +5,7 @@ import decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventstore.events import event_from_data, event_to_data
+from eventstore.events import event_decode, event_encode
 from orders.commands import MAX_AMOUNT, OrderRejected, parse_amount
 from orders.events import OrderPlaced
 from payments.gateway import to_minor_units
@@ -29,5 +29,5 @@ def test_an_amount_is_accepted_exactly_or_refused(raw):
     event = OrderPlaced(
         order_id="o", customer="c", amount=value, currency="EUR", payment_method="pm_card_visa"
     )
-    assert event_from_data("OrderPlaced", event_to_data(event)) == event
+    assert event_decode("OrderPlaced", event_encode(event)) == event
     assert to_minor_units(value) == int(value * 100)

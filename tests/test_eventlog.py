@@ -5,7 +5,7 @@ import decimal
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from eventstore.events import UnknownEventType, event_type
+from eventstore.events import DomainEvent, UnknownEventType, event_type
 from eventstore.models import Event
 from eventstore.store import ConcurrencyError, event_append, log_iter, log_read, stream_read
 from tests.conftest import ThingHappened, requires_postgres
@@ -61,11 +61,8 @@ def test_reading_an_unregistered_type_names_type_and_position():
 
 
 def test_payload_types_and_schema_versions_round_trip():
-    import dataclasses
-
     @event_type("TestPriced", version=2, upcasters={1: lambda d: {**d, "currency": "EUR"}})
-    @dataclasses.dataclass(frozen=True, kw_only=True)
-    class Priced:
+    class Priced(DomainEvent):
         amount: decimal.Decimal
         currency: str
 

@@ -11,7 +11,6 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from eventstore.projections import projection_catch_up
-from eventstore.projections import registry as projections
 from tests.factories import PlacedOrderFactory
 
 pytestmark = pytest.mark.django_db
@@ -26,14 +25,10 @@ def healthy(no_nudge):
 
 
 @pytest.fixture
-def halted(seeded_process, monkeypatch):
+def halted(seeded_process, payments_list_breaks_on_cancel):
     """payments_to_issue's projection stops on an OrderCancelled it cannot handle."""
     from orders.commands import order_cancel
 
-    def broken(event):
-        raise RuntimeError("bug in the list projection")
-
-    monkeypatch.setitem(projections.get("todo:payments_to_issue").handlers, "OrderCancelled", broken)
     order_cancel(order_id=seeded_process["stuck"], reason="changed mind")
     assert projection_catch_up(name="todo:payments_to_issue").error
 
@@ -102,7 +97,7 @@ def test_metrics_when_stuck_and_halted(client, settings, stuck, halted):
     assert 'todo_list_due{list="payments_to_issue"} 1.0' in text
     assert 'todo_list_stuck{list="payments_to_issue"} 1.0' in text
     assert 'projection_halted{projection="todo:payments_to_issue"} 1.0' in text
-    assert 'todo_events_recorded_total{type="PaymentAttemptFailed"} 3.0' in text  # two, then one
+    assert 'todo_events_recorded_total{type="TodoAttemptFailed"} 3.0' in text  # two, then one
     assert 'todo_events_recorded_total{type="TodoItemParked"} 1.0' in text
 
 

@@ -9,8 +9,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 
+from eventstore.models import Event, ProjectionCheckpoint
 from eventstore.projections import projection_catch_up, projection_replay, projection_status
-from eventstore.store import APPEND_LOCK_ID, ConcurrencyError, event_append, log_read, stream_version
+from eventstore.store import ConcurrencyError, event_append, log_read, stream_version
 from tests.conftest import Applied, ThingHappened, requires_postgres
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,20 +25,9 @@ def all_positions() -> list[int]:
     return [e.position for e in log_read(after=0, limit=10**9, types=["TestThingHappened"])]
 
 
-def someone_waits_for_the_append_lock() -> bool:
-    with connection.cursor() as cursor:
-        # Only our lock, in this database: another test run on the same server must not count.
-        cursor.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-            " AND ((classid::bigint << 32) | objid::bigint) = %s",
-            [APPEND_LOCK_ID],
-        )
-        return cursor.fetchone()[0] > 0
-
-
 def _commit_out_of_order(run_in_thread, wait_until) -> None:
-    """Hold append A open while a later append B tries to commit and the projector runs."""
+    """Hold append A open (it took position 1) while append B (position 2) commits and the
+    projector runs; then commit A and run the projector again."""
     a_appended, release_a, b_done = threading.Event(), threading.Event(), threading.Event()
 
     def slow_append():
@@ -53,12 +43,9 @@ def _commit_out_of_order(run_in_thread, wait_until) -> None:
     run_in_thread(slow_append)
     wait_until(a_appended.is_set, message="append A to hold its transaction open")
     run_in_thread(fast_append)
-    wait_until(
-        lambda: b_done.is_set() or someone_waits_for_the_append_lock(), message="append B to commit or wait"
-    )
+    wait_until(b_done.is_set, message="append B to commit (appends take no global lock)")
     projection_catch_up(name="test_applied")  # the projector runs while A is still open
     release_a.set()
-    wait_until(b_done.is_set, message="append B to commit")
     wait_until(lambda: len(all_positions()) == 2, message="both appends to commit")
     projection_catch_up(name="test_applied")
 
@@ -68,18 +55,18 @@ def test_projector_never_skips_an_event_that_commits_out_of_position_order(
     applied_projection, run_in_thread, wait_until
 ):
     _commit_out_of_order(run_in_thread, wait_until)
-    assert applied_positions() == all_positions()
     assert len(applied_positions()) == 2
+    assert applied_positions() == all_positions()
 
 
 @requires_postgres("SQLite has one writer, so commits cannot reorder")
-def test_without_the_append_lock_the_same_scenario_skips_an_event(
+def test_without_the_transaction_id_bound_the_same_scenario_skips_an_event(
     applied_projection, run_in_thread, wait_until, monkeypatch
 ):
-    """Proves the test above can fail: remove the protection and the late commit is lost."""
-    monkeypatch.setattr("eventstore.store._lock_log", lambda: None)
+    """Proves the test above can fail: read past running transactions and the late commit is lost."""
+    monkeypatch.setattr("eventstore.store._VISIBLE_BELOW", "9223372036854775807")
     _commit_out_of_order(run_in_thread, wait_until)
-    _first, second = all_positions()
+    _first, second = sorted(all_positions())
     assert applied_positions() == [second]  # `first` committed after the checkpoint passed it
 
 
@@ -118,8 +105,14 @@ def test_concurrent_appends_while_projecting_apply_every_event_once_in_order(
     projection_catch_up(name="test_applied")
     assert not run_in_thread.errors
     positions = applied_positions()
-    assert len(positions) == writers * per_writer
-    assert positions == sorted(set(positions)) == all_positions()
+    assert len(positions) == len(set(positions)) == writers * per_writer
+    assert positions == all_positions()  # in the log's read order, each once
+    # Each stream is read in version order, whichever transaction started first.
+    versions = dict(Event.objects.values_list("position", "stream_version"))
+    streams = dict(Event.objects.values_list("position", "stream_id"))
+    for stream in set(streams.values()):
+        seen = [versions[p] for p in positions if streams[p] == stream]
+        assert seen == sorted(seen), stream
 
 
 def test_two_concurrent_catch_ups_apply_every_event_once(applied_projection, run_in_thread):
@@ -179,7 +172,7 @@ def test_replay_rebuilds_the_same_rows(applied_projection):
     assert sorted(Applied.objects.values_list("position", "stream_id")) == live
 
 
-def test_a_replay_that_hits_a_failing_handler_rolls_back_and_keeps_the_working_rows(applied_projection):
+def test_a_replay_that_hits_a_failing_handler_keeps_the_live_rows(applied_projection):
     for i in range(5):
         event_append(stream_id=f"s-{i}", events=[ThingHappened(n=i)], expected_version=0)
     applied_projection.poisoned = False
@@ -189,7 +182,7 @@ def test_a_replay_that_hits_a_failing_handler_rolls_back_and_keeps_the_working_r
     live = sorted(Applied.objects.values_list("position", flat=True))
     applied_projection.poisoned = True
     result = projection_replay(name="test_applied")
-    assert "replay rolled back" in result.error and "cannot handle thing 9" in result.error
+    assert "live projection is unchanged" in result.error and "cannot handle thing 9" in result.error
     assert sorted(Applied.objects.values_list("position", flat=True)) == live
 
 
@@ -208,3 +201,83 @@ def test_replay_of_a_todo_list_keeps_live_claims(no_nudge):
     item = TodoItem.objects.get(key=order_id)
     assert (item.claimed_by, item.claimed_until) == ("worker-1", until)
     assert item.pk == before.pk  # rewritten in place: a worker's release during the replay finds it
+
+
+def test_a_failed_checkpoint_write_commits_none_of_the_batchs_read_model_writes(
+    applied_projection, monkeypatch
+):
+    applied_projection.poisoned = False
+    for i in range(5):
+        event_append(stream_id=f"s-{i}", events=[ThingHappened(n=i)], expected_version=0)
+
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("checkpoint write failed")
+
+    monkeypatch.setattr(ProjectionCheckpoint, "save", refuse)
+    with pytest.raises(RuntimeError, match="checkpoint write failed"):
+        projection_catch_up(name="test_applied")
+    assert not Applied.objects.exists()  # the handlers' rows went with the checkpoint
+
+
+@requires_postgres("watching a lock wait through pg_locks")
+def test_a_second_catch_up_waits_for_the_checkpoint_row_lock(applied_projection, run_in_thread, wait_until):
+    applied_projection.poisoned = False
+    for i in range(3):
+        event_append(stream_id=f"s-{i}", events=[ThingHappened(n=i)], expected_version=0)
+    projection_catch_up(name="test_applied", batch_size=1)  # the checkpoint row exists
+    event_append(stream_id="s-late", events=[ThingHappened(n=9)], expected_version=0)
+    held, release = threading.Event(), threading.Event()
+    second: dict = {}
+
+    def hold_the_lock():
+        with transaction.atomic():
+            ProjectionCheckpoint.objects.select_for_update().get(name="test_applied")
+            held.set()
+            assert release.wait(30)
+
+    def catch_up():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            second["pid"] = cursor.fetchone()[0]
+        second["result"] = projection_catch_up(name="test_applied")
+
+    def waiting() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", [second["pid"]])
+            return cursor.fetchone()[0] > 0
+
+    run_in_thread(hold_the_lock)
+    wait_until(held.is_set, message="the first catch-up to hold the checkpoint row")
+    run_in_thread(catch_up)
+    wait_until(lambda: "result" in second or ("pid" in second and waiting()), message="a lock wait")
+    assert "result" not in second, "the second catch-up ran while the checkpoint row was locked"
+    release.set()
+    wait_until(lambda: "result" in second, message="the second catch-up to finish")
+    assert applied_positions() == all_positions()
+
+
+def test_a_replay_keeps_the_live_projection_serving_and_catching_up(applied_projection, run_in_thread):
+    """The rebuild runs in short batch transactions: between two of them another connection appends
+    and catches the live projection up, and the live rows stay whole the whole time."""
+    applied_projection.poisoned = False
+    for i in range(40):
+        event_append(stream_id=f"s-{i % 4}", events=[ThingHappened(n=i)], expected_version=None)
+    projection_catch_up(name="test_applied")
+    live_during: list[int] = []
+
+    def meanwhile(position: int) -> None:
+        if live_during:
+            return
+
+        def live_traffic():
+            event_append(stream_id="s-new", events=[ThingHappened(n=99)], expected_version=None)
+            projection_catch_up(name="test_applied")
+
+        run_in_thread(live_traffic).join(30)
+        live_during.append(Applied.objects.count())
+
+    result = projection_replay(name="test_applied", batch_size=10, progress=meanwhile)
+    assert not run_in_thread.errors and not result.error
+    assert live_during == [41]  # the live table served all its rows, plus the new one, mid-rebuild
+    assert applied_positions() == all_positions()  # the swapped-in rows include the new event
+    assert result.applied == 41

@@ -164,6 +164,7 @@ class TodoItemAdmin(ReadOnlyAdmin):
         "last_error",
         "next_attempt",
         "parked_since",
+        "parked_reason",
         "lease",
         "opening_event",
     ]

@@ -6,8 +6,13 @@ class TodoListsConfig(AppConfig):
     verbose_name = "TODO lists"
 
     def ready(self) -> None:
-        from todolists import events  # noqa: F401  (registers the runner's event types)
+        from eventstore.store import append_hook_register
+        from todolists import checks, events  # noqa: F401  (system checks, the runner's event types)
+        from todolists.automation import todo_lists_nudge_after_append
         from todolists.process import Step, registry
 
+        # Every append that opens an item nudges the cluster: no command has to remember to.
+        append_hook_register(todo_lists_nudge_after_append)
+        # Operator actions, for the process map.
         registry.register(Step(name="Retry now", records=("TodoRetryRequested",), actor="operator"))
         registry.register(Step(name="Park", records=("TodoItemParked",), actor="operator"))

@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.db import transaction
@@ -26,8 +27,13 @@ from django.db.models import DateTimeField, DurationField, ExpressionWrapper, Q,
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from eventstore.projections import CatchUpResult, projection_catch_up, projections_catch_up
-from eventstore.store import event_append
+from eventstore.projections import (
+    CatchUpResult,
+    halted_correlations,
+    projection_catch_up,
+    projections_catch_up,
+)
+from eventstore.store import RecordedEvent, correlations_read, event_append
 from todolists.events import TodoAttemptFailed, TodoItemParked, TodoRetryRequested
 from todolists.lists import TodoList, registry
 from todolists.models import TodoItem
@@ -54,11 +60,12 @@ def _lease_end() -> ExpressionWrapper:
     return ExpressionWrapper(Now() + lease, output_field=DateTimeField())
 
 
-def _claim(todo: TodoList, *, worker: str, limit: int) -> list[TodoItem]:
+def _claim(todo: TodoList, *, worker: str, limit: int, avoid: set[str] = frozenset()) -> list[TodoItem]:
     with transaction.atomic():
         candidates = (
             TodoItem.objects.filter(TodoItem.due(), list_name=todo.name)
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=Now()))
+            .exclude(correlation_id__in=avoid)
             .select_for_update(skip_locked=True)
             .order_by("opened_position")[:limit]
         )
@@ -91,20 +98,15 @@ def _record_failure(todo: TodoList, item: TodoItem, error: Exception) -> None:
     attempt = item.attempts + 1
     message = f"{type(error).__name__}: {error}"[:2000]
     retry_at = timezone.now() + backoff(attempt=attempt)
-    if todo.record_failure is not None:
-        todo.record_failure(item=item, attempt=attempt, error=message, retry_at=retry_at)
-    else:
-        event_append(
-            stream_id=todo_stream(list_name=todo.name, key=item.key),
-            events=[
-                TodoAttemptFailed(
-                    list=todo.name, key=item.key, attempt=attempt, error=message, retry_at=retry_at
-                )
-            ],
-            expected_version=None,
-            correlation_id=item.correlation_id,
-            actor="automation",
-        )
+    event_append(
+        stream_id=todo_stream(list_name=todo.name, key=item.key),
+        events=[
+            TodoAttemptFailed(list=todo.name, key=item.key, attempt=attempt, error=message, retry_at=retry_at)
+        ],
+        expected_version=None,
+        correlation_id=item.correlation_id,
+        actor="automation",
+    )
     if attempt >= settings.TODO_MAX_ATTEMPTS:
         todo_item_park(
             item=item, reason=f"gave up after {attempt} attempts; last error: {message}", actor="automation"
@@ -136,8 +138,10 @@ def todo_list_work(
     deadline = deadline or work_deadline()
     # Each batch ends with a catch-up (see _work_batch), so only the first needs one up front.
     caught_up = projection_catch_up(name=todo.projection_name)
+    # Business cases another projection is halted on wait for the operator (projection_skip).
+    avoid = halted_correlations()
     while not caught_up.error and result.worked < max_items and time.monotonic() < deadline:
-        items = _claim(todo, worker=worker, limit=batch)
+        items = _claim(todo, worker=worker, limit=batch, avoid=avoid)
         if not items:
             break
         try:
@@ -179,16 +183,32 @@ def _work_batch(
     caught_up = projection_catch_up(name=todo.projection_name)
     if caught_up.error:
         return caught_up
+    for item in _without_outcome(todo, succeeded):
+        result.failed += 1
+        _record_failure(todo, item, NoOutcome("the work finished without recording an outcome"))
+    return caught_up
+
+
+def _without_outcome(todo: TodoList, items: list[TodoItem]) -> list[TodoItem]:
+    """Items still open on the list whose closing event is not in the log either. The log, not the
+    list: a reader may be held back by a running transaction and not see a fresh outcome yet."""
     still_open = dict(
         TodoItem.objects.filter(
-            list_name=todo.name, key__in=[i.key for i in succeeded], status=TodoItem.Status.OPEN
+            list_name=todo.name, key__in=[i.key for i in items], status=TodoItem.Status.OPEN
         ).values_list("key", "attempts")
     )
-    for item in succeeded:
-        if still_open.get(item.key) == item.attempts:
-            result.failed += 1
-            _record_failure(todo, item, NoOutcome("the work finished without recording an outcome"))
-    return caught_up
+    suspects = [i for i in items if still_open.get(i.key) == i.attempts]
+    if not suspects:
+        return []
+    closings = correlations_read(correlation_ids=[i.correlation_id for i in suspects], types=todo.closed_by)
+    return [
+        item
+        for item in suspects
+        if not any(
+            e.position > item.opened_position and str(getattr(e.event, todo.key_field)) == item.key
+            for e in closings[item.correlation_id]
+        )
+    ]
 
 
 def todo_lists_work(*, names: list[str] | None = None, rounds: int = 10) -> list[WorkResult]:
@@ -229,7 +249,6 @@ def todo_item_retry(*, item: TodoItem, actor: str) -> None:
         correlation_id=item.correlation_id,
         actor=actor,
     )
-    todo_lists_nudge(list_names=[item.list_name])
 
 
 def todo_lists_nudge(*, list_names: list[str] | None = None, event_types: set[str] | None = None) -> None:
@@ -251,3 +270,9 @@ def todo_lists_nudge(*, list_names: list[str] | None = None, event_types: set[st
             logger.warning("could not enqueue a nudge for %s; the schedule will sweep", names, exc_info=True)
 
     transaction.on_commit(enqueue)
+
+
+def todo_lists_nudge_after_append(recorded: Sequence[RecordedEvent]) -> None:
+    """The append hook: nudge the lists these events open, and the lists an operator's retry reopens."""
+    retried = [e.event.list for e in recorded if e.type == TodoRetryRequested.event_type]
+    todo_lists_nudge(list_names=retried, event_types={e.type for e in recorded})

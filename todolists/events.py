@@ -1,14 +1,14 @@
 """Events the automation runner and operators record about items, for any list."""
 
-import dataclasses
 import datetime
 
-from eventstore.events import event_type
+from eventstore.events import DomainEvent, event_type
 
 
 @event_type("TodoAttemptFailed")
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TodoAttemptFailed:
+class TodoAttemptFailed(DomainEvent):
+    """A transient failure (timeout, 5xx, a bug): the item is tried again at `retry_at`."""
+
     list: str
     key: str
     attempt: int
@@ -17,15 +17,13 @@ class TodoAttemptFailed:
 
 
 @event_type("TodoItemParked")
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TodoItemParked:
+class TodoItemParked(DomainEvent):
     list: str
     key: str
     reason: str
 
 
 @event_type("TodoRetryRequested")
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TodoRetryRequested:
+class TodoRetryRequested(DomainEvent):
     list: str
     key: str

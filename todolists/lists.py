@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import functools
 from collections.abc import Callable
 
-from eventstore.projections import Projection
+from eventstore.projections import Envelope, Projection, Row, RowHandler, row_projection
 from eventstore.projections import registry as projection_registry
 from eventstore.registry import Registry
-from eventstore.store import RecordedEvent
 from todolists.models import TodoItem
 
 Work = Callable[[TodoItem], None]
-RecordFailure = Callable[..., None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,11 +27,8 @@ class TodoList:
     closed_by: tuple[str, ...]
     work: Work
     """The automation: does the work for one item and records the outcome as events."""
-    key_field: str = "order_id"
-    failed_by: tuple[str, ...] = ()
-    """Domain events recording a failed attempt (with `attempt`, `error`, `retry_at` fields)."""
-    record_failure: RecordFailure | None = None
-    """Appends one of `failed_by` (keyword args: item, attempt, error, retry_at); default TodoAttemptFailed."""
+    key_field: str
+    """The field of the opening and closing events that names the item (e.g. an order id)."""
     stuck_after: datetime.timedelta | None = None
     """An item due for longer than this marks the list stuck; None: settings.TODO_STUCK_AFTER_SECONDS."""
     records: tuple[str, ...] = ()
@@ -66,111 +60,106 @@ class TodoListRegistry(Registry[TodoList]):
 registry = TodoListRegistry("TODO list")
 
 
-# Marks a row kept through a replay until an opening event rewrites it (positions start at 1).
-_NOT_REOPENED = 0
-
-
-def _reset_in_place(list_name: str) -> Callable[[], None]:
-    """Prepare a replay without deleting rows: the rebuild rewrites each row in place (by list and
-    key), so the claim columns, which the log does not hold, stay with the row, and a worker
-    renewing or releasing its claim during the replay still finds it. Rows no opening event
-    rewrote are removed at the end."""
-    items = TodoItem.objects.filter(list_name=list_name)
-    items.update(opened_position=_NOT_REOPENED)
-    return lambda: items.filter(opened_position=_NOT_REOPENED).delete()
-
-
-# The projected state of a freshly opened item.
-OPENED = {
-    "status": TodoItem.Status.OPEN,
-    "closed_at": None,
-    "closed_position": None,
-    "closed_by": "",
-    "attempts": 0,
-    "last_error": "",
-    "next_attempt_at": None,
-    "parked_at": None,
-}
-
-
 def _projection(todo: TodoList) -> Projection:
-    def key(event: RecordedEvent) -> str:
-        return str(event.data[todo.key_field])
+    """The list as a row projection over TodoItem, scoped to its own rows (list_name)."""
 
-    def mine(event: RecordedEvent) -> bool:
-        return event.data.get("list") == todo.name
+    def key(e: Envelope) -> str | None:
+        if e.type in RUNNER_EVENTS:
+            return e.event.key if e.event.list == todo.name else None
+        return str(getattr(e.event, todo.key_field))
 
-    def items(k: str):
-        return TodoItem.objects.filter(list_name=todo.name, key=k)
-
-    def on_open(event: RecordedEvent) -> None:
-        # One upsert (INSERT ... ON CONFLICT DO UPDATE) of the projected columns only; the claim
-        # columns are operational state and stay as they are.
-        item = TodoItem(
-            list_name=todo.name,
-            key=key(event),
-            correlation_id=event.correlation_id,
-            payload=event.data,
-            opened_at=event.recorded_at,
-            opened_position=event.position,
-            opened_by=event.type,
+    def on_open(row: Row | None, e: Envelope) -> Row:
+        # A second opening event starts the item afresh.
+        return {
+            "correlation_id": e.correlation_id,
+            "payload": e.recorded.data,
+            "opened_at": e.recorded_at,
+            "opened_position": e.position,
+            "opened_by": e.type,
             **OPENED,
-        )
-        TodoItem.objects.bulk_create(
-            [item],
-            update_conflicts=True,
-            unique_fields=["list_name", "key"],
-            update_fields=["correlation_id", "payload", "opened_at", "opened_position", "opened_by", *OPENED],
-        )
+        }
 
-    def on_close(event: RecordedEvent) -> None:
-        # A closing event for a key with no item closes nothing (e.g. OrderConfirmed for the
-        # cancel list). Commands keep closings after openings (see order_cancel's guard); should
-        # an item still outlive its outcome, the runner records NoOutcome and parks it in view.
-        items(key(event)).exclude(status=TodoItem.Status.DONE).update(
-            status=TodoItem.Status.DONE,
-            closed_at=event.recorded_at,
-            closed_position=event.position,
-            closed_by=event.type,
-        )
+    def still_open(row: Row | None) -> bool:
+        return row is not None and row["status"] != TodoItem.Status.DONE
 
-    def record_attempt(qs, event: RecordedEvent) -> None:
-        qs.exclude(status=TodoItem.Status.DONE).update(
-            attempts=event.data["attempt"],
-            last_error=event.data["error"],
-            next_attempt_at=datetime.datetime.fromisoformat(event.data["retry_at"]),
-        )
+    def on_close(row: Row | None, e: Envelope) -> Row | None:
+        # A closing event for a key with no open item closes nothing (e.g. OrderConfirmed for the
+        # cancel list).
+        if not still_open(row):
+            return None
+        return {
+            **row,
+            "status": TodoItem.Status.DONE,
+            "closed_at": e.recorded_at,
+            "closed_position": e.position,
+            "closed_by": e.type,
+            "next_attempt_at": None,
+        }
 
-    def on_domain_failure(event: RecordedEvent) -> None:
-        record_attempt(items(key(event)), event)
+    def on_attempt_failed(row: Row | None, e: Envelope) -> Row | None:
+        if not still_open(row):
+            return None
+        failed = e.event
+        return {
+            **row,
+            "attempts": failed.attempt,
+            "last_error": failed.error,
+            "next_attempt_at": failed.retry_at,
+        }
 
-    def on_attempt_failed(event: RecordedEvent) -> None:
-        if mine(event):
-            record_attempt(items(event.data["key"]), event)
+    def on_parked(row: Row | None, e: Envelope) -> Row | None:
+        if not still_open(row):
+            return None
+        # The last error stays the work's own; the operator's or runner's reason has its column.
+        return {
+            **row,
+            "status": TodoItem.Status.PARKED,
+            "parked_at": e.recorded_at,
+            "parked_reason": e.event.reason,
+            "next_attempt_at": None,
+        }
 
-    def on_parked(event: RecordedEvent) -> None:
-        if mine(event):
-            items(event.data["key"]).exclude(status=TodoItem.Status.DONE).update(
-                status=TodoItem.Status.PARKED, parked_at=event.recorded_at, last_error=event.data["reason"]
-            )
+    def on_retry(row: Row | None, e: Envelope) -> Row | None:
+        if not still_open(row):
+            return None
+        return {**row, **RETRIED}
 
-    def on_retry(event: RecordedEvent) -> None:
-        if mine(event):
-            items(event.data["key"]).exclude(status=TodoItem.Status.DONE).update(
-                status=TodoItem.Status.OPEN, parked_at=None, attempts=0, next_attempt_at=None
-            )
-
-    handlers = {t: on_open for t in todo.opened_by}
+    handlers: dict[str, RowHandler] = {t: on_open for t in todo.opened_by}
     handlers |= {t: on_close for t in todo.closed_by}
-    handlers |= {t: on_domain_failure for t in todo.failed_by}
     handlers |= {
         "TodoAttemptFailed": on_attempt_failed,
         "TodoItemParked": on_parked,
         "TodoRetryRequested": on_retry,
     }
-    return Projection(
+    return row_projection(
         name=todo.projection_name,
         title=todo.title,
+        model=TodoItem,
+        key_field="key",
+        key=key,
         handlers=handlers,
-        reset=functools.partial(_reset_in_place, todo.name),
+        scope={"list_name": todo.name},
+        operational=("id", "claimed_by", "claimed_until"),
     )
+
+
+# The runner's and operators' events about items, for every list (todolists/events.py).
+RUNNER_EVENTS = frozenset({"TodoAttemptFailed", "TodoItemParked", "TodoRetryRequested"})
+
+# Back to open, as if new: the history of attempts stays in the log.
+RETRIED = {
+    "status": TodoItem.Status.OPEN,
+    "attempts": 0,
+    "last_error": "",
+    "next_attempt_at": None,
+    "parked_at": None,
+    "parked_reason": "",
+}
+
+# The projected state of a freshly opened item.
+OPENED = {
+    **RETRIED,
+    "closed_at": None,
+    "closed_position": None,
+    "closed_by": "",
+}

@@ -72,7 +72,9 @@ class TodoCollector:
         yield from self._counters()
 
     def _counters(self):
-        opened = CounterMetricFamily("todo_items_opened", "Items on the list, open or done (one per key)", labels=["list"])
+        opened = CounterMetricFamily(
+            "todo_items_opened", "Items on the list, open or done (one per key)", labels=["list"]
+        )
         closed = CounterMetricFamily(
             "todo_items_closed", "Items closed, by closing event", labels=["list", "event"]
         )

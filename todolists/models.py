@@ -30,6 +30,7 @@ class TodoItem(models.Model):
     last_error = models.TextField(blank=True, default="")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     parked_at = models.DateTimeField(null=True, blank=True)
+    parked_reason = models.TextField(blank=True, default="")
     # Operational state, not rebuilt by replay.
     claimed_by = models.CharField(max_length=200, blank=True, default="")
     claimed_until = models.DateTimeField(null=True, blank=True)

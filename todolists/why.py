@@ -10,8 +10,8 @@ from eventstore.store import RecordedEvent, correlation_read
 from todolists.lists import registry
 from todolists.models import TodoItem
 
-# The runner's failed attempts, and the payments list's own (until the lead folds it into the first).
-ATTEMPT_TYPES = ("TodoAttemptFailed", "PaymentAttemptFailed")
+# The runner's failed attempts (every list's, since payments' own PaymentAttemptFailed was folded in).
+ATTEMPT_TYPES = ("TodoAttemptFailed",)
 OPERATOR_TYPES = ("TodoItemParked", "TodoRetryRequested")
 
 
@@ -56,16 +56,13 @@ def todo_item_why(*, item: TodoItem) -> ItemWhy:
     """The opening event, the closing event types, every failed attempt and operator action of
     this item since it was (last) opened: one query on the log, by correlation id."""
     todo = registry.get(item.list_name)
-    types = sorted({*ATTEMPT_TYPES, *OPERATOR_TYPES, *todo.failed_by})
+    types = sorted({*ATTEMPT_TYPES, *OPERATOR_TYPES})
     attempts, actions = [], []
     for e in correlation_read(correlation_id=item.correlation_id, types=types):
         if e.position < item.opened_position:
             continue  # an earlier life of this item (a second opening starts afresh)
-        if e.type in OPERATOR_TYPES or e.type == "TodoAttemptFailed":
-            if e.data.get("list") != item.list_name or e.data.get("key") != item.key:
-                continue
-        elif str(e.data.get(todo.key_field)) != item.key:
-            continue
+        if _field(e, "list") != item.list_name or _field(e, "key") != item.key:
+            continue  # another list's item of the same business case
         if e.type in OPERATOR_TYPES:
             what = "parked" if e.type == "TodoItemParked" else "retry requested"
             actions.append(OperatorAction(e.position, e.recorded_at, what, e.actor, _field(e, "reason", "")))

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import CommandError
 
-from eventstore.projections import projection_status
+from eventstore.projections import projection_status, unregistered_events
 from eventstore.setup_hint import MigratedCommand
 
 
@@ -17,6 +17,7 @@ class Command(MigratedCommand):
 
     def handle(self, *args, **options):
         rows = projection_status()
+        unknown = unregistered_events()
         if options["json"]:
             self.stdout.write(json.dumps([r.as_dict() for r in rows], indent=2))
         else:
@@ -26,6 +27,10 @@ class Command(MigratedCommand):
                     f"HALTED at {r.error_position} ({r.error_type}): {r.error_message}" if r.halted else "ok"
                 )
                 self.stdout.write(f"{r.name:<28} {r.position:>10} {r.head:>10} {r.lag:>8}  {status}")
+            for type_name, count in unknown.items():
+                self.stdout.write(
+                    f"unregistered event type {type_name}: {count} event(s) no projection reads"
+                )
         halted = [f"{r.name} at #{r.error_position} ({r.error_type})" for r in rows if r.halted]
         if halted:
             raise CommandError(f"Halted: {', '.join(halted)}. Fix the handler or the event, then catch up.")

@@ -1,0 +1,35 @@
+"""System checks for list declarations: the events that open and close a list are registered and
+carry the list's key field (see eventstore/checks.py for projections in general)."""
+
+from django.core import checks
+
+from eventstore.events import registered_types
+from todolists.lists import registry
+
+
+@checks.register()
+def lists_name_registered_types(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    known = registered_types()
+    errors: list[checks.CheckMessage] = []
+    for todo in registry.all():
+        for role, names in (("opened_by", todo.opened_by), ("closed_by", todo.closed_by)):
+            for name in names:
+                cls = known.get(name)
+                if cls is None:
+                    errors.append(
+                        checks.Error(
+                            f"TODO list {todo.name!r}: {role} names {name!r}, which is not a registered "
+                            "event type.",
+                            hint=f"Registered types: {', '.join(sorted(known))}.",
+                            id="todolists.E001",
+                        )
+                    )
+                elif todo.key_field not in cls.__struct_fields__:
+                    errors.append(
+                        checks.Error(
+                            f"TODO list {todo.name!r}: {name} has no field {todo.key_field!r} (the "
+                            "list's key_field).",
+                            id="todolists.E002",
+                        )
+                    )
+    return errors
