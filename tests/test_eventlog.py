@@ -1,13 +1,21 @@
 """The event log: atomic, guarded appends; typed reads; append-only on PostgreSQL."""
 
 import decimal
+import threading
 
 import pytest
 from django.db import DatabaseError, connection, transaction
 
 from eventstore.events import DomainEvent, UnknownEventType, event_type
 from eventstore.models import Event
-from eventstore.store import ConcurrencyError, event_append, log_iter, log_read, stream_read
+from eventstore.store import (
+    ConcurrencyError,
+    correlation_read,
+    event_append,
+    log_iter,
+    log_read,
+    stream_read,
+)
 from tests.conftest import ThingHappened, requires_postgres
 
 pytestmark = pytest.mark.django_db
@@ -105,3 +113,50 @@ def test_postgres_refuses_edits_to_the_log_even_through_sql(statement):
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
             cursor.execute(statement)
     assert Event.objects.filter(type="TestThingHappened").count() == 1
+
+
+def _advisory_lock_wait() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+@requires_postgres("SQLite's single writer serializes guarded appends anyway")
+@pytest.mark.django_db(transaction=True)
+def test_guarded_appends_of_one_business_case_take_turns(run_in_thread, wait_until):
+    """Two decisions about one order (e.g. cancel vs. start the charge) cannot both pass their
+    guard: the second guard runs only after the first append committed, and sees it."""
+    checked, release = threading.Event(), threading.Event()
+    outcome: dict[str, str] = {}
+
+    def decide(name: str, *, pause: bool) -> None:
+        def guard() -> None:
+            if correlation_read(correlation_id="case-1", types=["TestThingHappened"]):
+                raise ValueError("decided already")
+            if pause:
+                checked.set()
+                assert release.wait(30)
+
+        try:
+            event_append(
+                stream_id=f"decision-{name}",
+                events=[ThingHappened(n=1)],
+                expected_version=0,
+                correlation_id="case-1",
+                guard=guard,
+            )
+            outcome[name] = "appended"
+        except ValueError:
+            outcome[name] = "refused"
+
+    run_in_thread(lambda: decide("first", pause=True))
+    wait_until(checked.is_set, message="the first guard to pass")
+    run_in_thread(lambda: decide("second", pause=False))
+    wait_until(lambda: "second" in outcome or _advisory_lock_wait(), message="the second append to wait")
+    assert "second" not in outcome, "the second guard ran while the first decision was open"
+    release.set()
+    wait_until(lambda: len(outcome) == 2, message="both decisions")
+    assert outcome == {"first": "appended", "second": "refused"}

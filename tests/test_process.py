@@ -229,8 +229,8 @@ def test_a_worker_whose_lease_ran_out_does_not_act(place_orders, settings, monke
     [order_id], _ = place_orders(visa=1, declined=0)
     real_claim = automation._claim
 
-    def claim_then_lose_it(todo, *, worker, limit):
-        items = real_claim(todo, worker=worker, limit=limit)
+    def claim_then_lose_it(todo, **kwargs):
+        items = real_claim(todo, **kwargs)
         TodoItem.objects.filter(key=order_id).update(claimed_by="faster-host:9")
         return items
 

@@ -1,0 +1,91 @@
+"""A new step is only a declaration: this module declares "receipts to send", opened by
+OrderConfirmed and closed by ReceiptSent, which its automation records. Nothing under orders/ or
+payments/ knows about it. The real qcluster loads it as an app (EXTRA_APPS, tests/apps.py)."""
+
+import contextlib
+
+import pytest
+
+from eventstore import events as event_registry
+from eventstore.events import DomainEvent, event_type
+from eventstore.models import Event
+from eventstore.store import ConcurrencyError, event_append
+from todolists.lists import TodoList
+from todolists.lists import registry as todo_lists
+from todolists.models import TodoItem
+
+
+class ReceiptSent(DomainEvent):
+    order_id: str
+
+
+def send_receipt(item: TodoItem) -> None:
+    """The automation: e-mail the receipt (here: nothing to send) and record that it was sent."""
+    with contextlib.suppress(ConcurrencyError):  # sent already: the list closes when it catches up
+        event_append(
+            stream_id=f"receipt-{item.key}",
+            events=[ReceiptSent(order_id=item.key)],
+            expected_version=0,
+            correlation_id=item.correlation_id,
+            actor="automation",
+        )
+
+
+receipts_to_send = TodoList(
+    name="receipts_to_send",
+    title="Receipts to send",
+    opened_by=("OrderConfirmed",),
+    closed_by=("ReceiptSent",),
+    work=send_receipt,
+    key_field="order_id",
+)
+
+
+def declare() -> None:
+    event_type("ReceiptSent")(ReceiptSent)
+    todo_lists.register(receipts_to_send)
+
+
+@pytest.fixture
+def receipts_step(monkeypatch):
+    """The step declared in this process too, and undeclared afterwards."""
+    monkeypatch.setitem(event_registry._UPCASTERS, "ReceiptSent", {})
+    monkeypatch.setitem(event_registry._REGISTRY, "ReceiptSent", ReceiptSent)
+    declare()
+    yield receipts_to_send
+    todo_lists.unregister(receipts_to_send.name)
+
+
+def receipts_sent() -> int:
+    return Event.objects.filter(type="ReceiptSent").count()
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_a_step_declared_outside_orders_and_payments_runs_on_a_real_cluster_and_survives_a_replay(
+    receipts_step, start_qcluster, wait_until, settings
+):
+    from django.core import checks
+    from django.core.management import call_command
+    from django_q.models import Schedule
+
+    from tests.conftest import process_snapshot
+    from tests.factories import PlacedOrderFactory
+
+    assert not [m for m in checks.run_checks() if m.is_serious()]
+    Schedule.objects.all().delete()  # no sweep: only the nudges after each append can drive the work
+    settings.TODO_NUDGE = True
+    start_qcluster(EXTRA_APPS="tests.apps.ReceiptsStepConfig")
+    orders = [PlacedOrderFactory() for _ in range(3)]
+
+    wait_until(lambda: receipts_sent() == 3, timeout=60, message="three receipts sent by the cluster")
+    call_command("process_todos")  # catches this process's lists up; nothing is left to work
+    items = TodoItem.objects.filter(list_name="receipts_to_send")
+    assert sorted(items.values_list("key", flat=True)) == sorted(orders)
+    assert set(items.values_list("status", "closed_by")) == {("done", "ReceiptSent")}
+    assert receipts_sent() == 3
+
+    before = process_snapshot()
+    call_command("replay_projections")
+    assert process_snapshot() == before
+    assert receipts_sent() == 3  # a replay records nothing
