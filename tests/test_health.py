@@ -183,3 +183,23 @@ def test_process_todos_says_worked_succeeded_failed_parked(no_nudge, settings, c
     PlacedOrderFactory()
     call_command("process_todos", "--list", "payments_to_issue")
     assert capsys.readouterr().out.strip() == "payments_to_issue: 1 worked, 1 succeeded, 0 failed, 0 parked"
+
+
+def test_every_reason_has_one_line_and_reaches_health(client, healthy, monkeypatch):
+    """Reasons from the lead's status fields: readers held back, events of unregistered types."""
+    import dataclasses
+
+    from eventstore import projections as engine
+
+    real = engine.projection_status
+
+    def held_back(**kwargs):
+        return [dataclasses.replace(p, held_back_seconds=42.0, held_back_pid=777) for p in real(**kwargs)]
+
+    monkeypatch.setattr("todolists.status.projection_status", held_back)
+    monkeypatch.setattr("todolists.status.unregistered_events", lambda: {"LegacyThing": 3})
+    body = client.get(reverse("health")).json()
+    assert body["reasons"] == [
+        "readers held back 42s by transaction pid 777",
+        "3 event(s) of unregistered type LegacyThing, read by no projection",
+    ]

@@ -65,10 +65,21 @@ class TodoCollector:
         halted = GaugeMetricFamily(
             "projection_halted", "1 when the projection stopped on an event", labels=["projection"]
         )
+        skipped = GaugeMetricFamily(
+            "projection_skipped_events",
+            "Events an operator told the projection to pass over",
+            labels=["projection"],
+        )
         for p in projections:
             lag.add_metric([p.name], p.lag)
             halted.add_metric([p.name], int(p.halted))
-        yield from (lag, halted)
+            skipped.add_metric([p.name], p.skipped)
+        yield from (lag, halted, skipped)
+        yield GaugeMetricFamily(
+            "eventlog_readers_held_back_seconds",
+            "Age of the oldest write transaction readers cannot read past (0 below 5 s)",
+            value=max((p.held_back_seconds or 0 for p in projections), default=0),
+        )
         yield from self._counters()
 
     def _counters(self):

@@ -17,7 +17,7 @@ from django.db.models import Count, F, Max, Min, Q
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
-from eventstore.projections import ProjectionStatus, projection_status
+from eventstore.projections import ProjectionStatus, projection_status, unregistered_events
 from todolists.lists import TodoList, registry
 from todolists.models import TodoItem
 
@@ -180,22 +180,34 @@ def cluster_status() -> ClusterStatus:
     return ClusterStatus(last_sweep_at=tasks["last_sweep"], queued=queued, failed_last_hour=tasks["failed"])
 
 
-def health_reasons(*, lists: list[ListStatus], projections: list[ProjectionStatus]) -> list[str]:
+def health_reasons(
+    *,
+    lists: list[ListStatus],
+    projections: list[ProjectionStatus],
+    unregistered: dict[str, int] | None = None,
+) -> list[str]:
     """Why the system is not healthy, one sentence each; empty when it is. Add a reason here, in
-    one line, and /health/, `todo_status --check` and the dashboard all report it."""
-    return [
-        *(
-            f"projection {p.name} halted at #{p.error_position} ({p.error_type})"
-            for p in projections
-            if p.halted
-        ),
-        *(
-            f"list {s.name} is stuck: an item has been due for {s.oldest_due_age_seconds:.0f}s "
-            f"(threshold {s.stuck_after_seconds:.0f}s)"
-            for s in lists
-            if s.stuck
-        ),
+    one line, and /health/, `todo_status --check`, the dashboard and its tests all see it."""
+    held = next((p for p in projections if p.held_back_seconds is not None), None)
+    reasons = [
+        f"projection {p.name} halted at #{p.error_position} ({p.error_type})" for p in projections if p.halted
     ]
+    reasons += [
+        f"list {s.name} is stuck: an item has been due for {s.oldest_due_age_seconds:.0f}s "
+        f"(threshold {s.stuck_after_seconds:.0f}s)"
+        for s in lists
+        if s.stuck
+    ]
+    reasons += (
+        [f"readers held back {held.held_back_seconds:.0f}s by transaction pid {held.held_back_pid}"]
+        if held
+        else []
+    )
+    reasons += [
+        f"{n} event(s) of unregistered type {t}, read by no projection"
+        for t, n in (unregistered or {}).items()
+    ]
+    return reasons
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,15 +224,22 @@ class Dashboard:
         return sum(s.expired_leases for s in self.lists)
 
 
-def dashboard() -> Dashboard:
+def system_health() -> tuple[list[ListStatus], list[ProjectionStatus], list[str]]:
+    """The lists, the projections, and the reasons the system is unhealthy (empty when healthy)."""
     projections = projection_status()
     lists = todo_lists_status(projections=projections)
+    reasons = health_reasons(lists=lists, projections=projections, unregistered=unregistered_events())
+    return lists, projections, reasons
+
+
+def dashboard() -> Dashboard:
+    lists, projections, reasons = system_health()
     return Dashboard(
         lists=lists,
         projections=projections,
         cluster=cluster_status(),
         expired_leases=expired_leases(),
-        reasons=health_reasons(lists=lists, projections=projections),
+        reasons=reasons,
     )
 
 

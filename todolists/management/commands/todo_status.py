@@ -2,9 +2,8 @@ import json
 
 from django.core.management.base import CommandError
 
-from eventstore.projections import projection_status
 from eventstore.setup_hint import MigratedCommand
-from todolists.status import health_reasons, todo_lists_status
+from todolists.status import system_health
 
 
 class Command(MigratedCommand):
@@ -22,8 +21,7 @@ class Command(MigratedCommand):
         )
 
     def handle(self, *args, **options):
-        projections = projection_status()
-        rows = todo_lists_status(projections=projections)
+        rows, _, reasons = system_health()
         if options["json"]:
             self.stdout.write(json.dumps([r.as_dict() for r in rows], indent=2))
         else:
@@ -37,5 +35,5 @@ class Command(MigratedCommand):
                     f"{r.name:<20} {r.open:>6} {r.due:>6} {r.retrying:>8} {r.parked:>6} {r.done:>7} {r.lag:>6}  "
                     f"{age:>11}  {r.state}"
                 )
-        if options["check"] and (reasons := health_reasons(lists=rows, projections=projections)):
+        if options["check"] and reasons:
             raise CommandError("; ".join(reasons))
