@@ -17,5 +17,5 @@ payments_to_issue = TodoList(
     closed_by=("PaymentIssued", "PaymentFailed", "OrderCancelled"),
     work=issue_payment,
     key_field="order_id",
-    records=("PaymentStarted", "PaymentIssued", "PaymentFailed", "TodoAttemptFailed"),
+    records=("PaymentStarted", "PaymentIssued", "PaymentFailed"),
 )

@@ -13,6 +13,14 @@ class TodoListsConfig(AppConfig):
 
         # Every append that opens an item nudges the cluster: no command has to remember to.
         append_hook_register(todo_lists_nudge_after_append)
-        # Operator actions, for the process map.
+        # For the process map: the runner's own records on every list, and the operator actions.
+        registry.register(
+            Step(
+                name="Runner: a failed attempt",
+                kind="automation",
+                records=("TodoAttemptFailed", "TodoItemParked"),
+                actor="automation",
+            )
+        )
         registry.register(Step(name="Retry now", records=("TodoRetryRequested",), actor="operator"))
         registry.register(Step(name="Park", records=("TodoItemParked",), actor="operator"))
