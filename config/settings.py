@@ -72,6 +72,7 @@ TEMPLATES = [
 WSGI_APPLICATION = "config.wsgi.application"
 
 # --- Database -------------------------------------------------------------------------------
+POSTGRESQL = "django.db.backends.postgresql"
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.sqlite3":
@@ -87,12 +88,21 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     )
     # A file, not :memory:, so threads and subprocesses in the tests share one database.
     _db["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=str(BASE_DIR / "test-db.sqlite3"))}
-elif _db["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"):
-    _db["ENGINE"] = "django.db.backends.postgresql"
+elif _db["ENGINE"] in (POSTGRESQL, "django.db.backends.postgresql_psycopg2"):
+    _db["ENGINE"] = POSTGRESQL
     _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     _db["CONN_HEALTH_CHECKS"] = True
     if "TEST_DATABASE_NAME" in env:
         _db["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME")}
+if "DATABASE_OWNER_URL" in env:
+    # The role that owns the tables (README, "Database roles"): only `migrate --database owner` and
+    # `eventstore_grant_app_role --database owner` use it; the application never does. The test
+    # suite runs as DATABASE_URL, so there the alias mirrors the default one.
+    if _db["ENGINE"] != POSTGRESQL:
+        raise ImproperlyConfigured(
+            "DATABASE_OWNER_URL needs a PostgreSQL DATABASE_URL (SQLite has no roles)."
+        )
+    DATABASES["owner"] = env.db("DATABASE_OWNER_URL") | {"ENGINE": POSTGRESQL, "TEST": {"MIRROR": "default"}}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

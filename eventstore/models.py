@@ -62,6 +62,12 @@ class ProjectionCheckpoint(models.Model):
     error_message = models.TextField(blank=True, default="")
     error_count = models.PositiveIntegerField(default=0)
     error_at = models.DateTimeField(null=True, blank=True)
+    skipped = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Positions operators told this projection to pass over: a copy of the "
+        "ProjectionEventSkipped events in the log (a replay rebuilds it from them).",
+    )
 
     class Meta:
         ordering = ["name"]

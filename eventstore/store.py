@@ -26,9 +26,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import msgspec
+import psycopg
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -323,23 +326,42 @@ _SELECT = (
 def _select(after: LogKey, limit: int, types: Sequence[str] | None, *, filter_types: bool) -> list[tuple]:
     in_types = f"type IN ({', '.join(['%s'] * len(types))})" if types else "FALSE"
     params: list[Any] = []
+    postgresql = connection.vendor == "postgresql"
+    data = "data::text" if postgresql else "data"  # decoded by msgspec, faster than the driver
     if types is not None and not filter_types:
         # Every event is scanned (so the caller learns how far the log goes), data only for its types.
-        sql = [_SELECT.format(data=f"CASE WHEN {in_types} THEN data END")]
+        sql = [_SELECT.format(data=f"CASE WHEN {in_types} THEN {data} END")]
         params += list(types or ())
     else:
-        sql = [_SELECT.format(data="data")]
+        sql = [_SELECT.format(data=data)]
     params += [after.tx_id, after.position]
     if types is not None and filter_types:
         sql.append(f"AND {in_types}")
         params += list(types)
-    if connection.vendor == "postgresql":
+    if postgresql:
         sql.append(f"AND tx_id < {_VISIBLE_BELOW}")
     sql.append("ORDER BY tx_id, position LIMIT %s")
     params.append(limit)
+    if postgresql:
+        return execute_binary(" ".join(sql), params, fetch=True)
     with connection.cursor() as cursor:
         cursor.execute(" ".join(sql), params)
         return cursor.fetchall()
+
+
+def execute_binary(sql: str, params: Sequence[Any], *, fetch: bool = False) -> list[tuple]:
+    """Run one statement on PostgreSQL with server-side binding and binary results: Django's
+    cursors quote every value into the query text and parse every timestamp in Python, which
+    for a batch of a thousand rows costs more than the database's work. `%b` placeholders send
+    binary parameters. Logged like Django's own queries, so query counts stay honest."""
+    connection.ensure_connection()
+    started = time.monotonic()
+    with psycopg.Cursor(connection.connection) as raw:
+        raw.execute(sql, params, binary=fetch)
+        rows = raw.fetchall() if fetch else []
+    if connection.queries_logged:
+        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+    return rows
 
 
 def _recorded(rows: list[tuple]) -> list[RecordedEvent]:
@@ -352,7 +374,7 @@ def _recorded(rows: list[tuple]) -> list[RecordedEvent]:
             stream_version=r[2],
             type=r[3],
             schema_version=r[4],
-            data=json.loads(r[5]) if isinstance(r[5], str | bytes) else r[5],
+            data=msgspec.json.decode(r[5]) if isinstance(r[5], str | bytes) else r[5],
             correlation_id=r[6],
             causation_id=r[7],
             actor=r[8],
@@ -408,6 +430,7 @@ def log_held_back() -> tuple[float, int] | None:
             """
             SELECT EXTRACT(EPOCH FROM clock_timestamp() - xact_start), pid FROM pg_stat_activity
             WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+              AND xact_start IS NOT NULL  -- hidden from a role without pg_read_all_stats
             ORDER BY age(backend_xid) DESC LIMIT 1
             """
         )

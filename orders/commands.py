@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import decimal
 import re
+import unicodedata
 import uuid
 from collections.abc import Sequence
 
@@ -15,7 +16,14 @@ from orders.events import OrderCancelled, OrderConfirmed, OrderPlaced
 # places. The smallest charge per currency is the payment gateway's rule, checked on append.
 CURRENCIES = frozenset({"AUD", "CAD", "CHF", "CZK", "DKK", "EUR", "GBP", "NOK", "PLN", "SEK", "USD"})
 MAX_AMOUNT = decimal.Decimal("999999.99")  # Stripe's ceiling for a single charge in these currencies
-PAYMENT_METHOD = re.compile(r"^pm_[A-Za-z0-9_]{1,96}$")
+PAYMENT_METHOD = re.compile(r"pm_[A-Za-z0-9_]{1,96}")  # always fullmatch: `$` would allow a final newline
+# ASCII digits only: no other scripts' digits, no `_` separators, no exponent, no sign.
+AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?")
+CURRENCY = re.compile(r"[A-Za-z]{3}")
+ORDER_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Refused in every text field: controls (NUL, newlines, escapes), invisible format characters
+# (bidi overrides, zero-width joiners) and lone surrogates (bytes argv could not decode).
+FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
 
 
 # Payment facts orders reads by their published type names (it never imports payments).
@@ -49,18 +57,48 @@ def _state(events: Sequence[RecordedEvent]) -> str:
     return "placed"
 
 
+def _text(field: str, value: object) -> str:
+    """`value` if it is text free of control characters; else OrderRejected naming the field."""
+    if not isinstance(value, str):
+        raise OrderRejected(f"{field} must be text, not {type(value).__name__}")
+    for char in value:
+        if unicodedata.category(char) in FORBIDDEN_CATEGORIES:
+            raise OrderRejected(
+                f"{field} must not contain control or invisible characters (found U+{ord(char):04X})"
+            )
+    return value
+
+
+def _amount_problem(text: str) -> str:
+    """Why `text` is not an amount, in the words the user wrote it in."""
+    if text.startswith("-") or text.lower().lstrip("+") in ("nan", "snan", "inf", "infinity"):
+        return f"amount must be positive, got {text}"
+    if re.fullmatch(r"[0-9]+\.[0-9]{3,}", text):
+        return f"amount {text} has more than 2 decimal places"
+    return f"amount {text!r} is not a number written as ASCII digits with at most 2 decimals, like 12.50"
+
+
 def parse_amount(amount: decimal.Decimal | str) -> decimal.Decimal:
-    try:
-        value = decimal.Decimal(str(amount).strip())
-    except decimal.InvalidOperation:
-        raise OrderRejected(f"amount {amount!r} is not a number") from None
-    if not value.is_finite() or value <= 0:
-        raise OrderRejected(f"amount must be positive, got {amount}")
-    if value.as_tuple().exponent < -2:
-        raise OrderRejected(f"amount {amount} has more than 2 decimal places")
+    text = _text("amount", str(amount)).strip()
+    if not AMOUNT.fullmatch(text):
+        raise OrderRejected(_amount_problem(text))
+    value = decimal.Decimal(text)
+    if value <= 0:
+        raise OrderRejected(f"amount must be positive, got {text}")
     if value > MAX_AMOUNT:
-        raise OrderRejected(f"amount {amount} is above the limit of {MAX_AMOUNT}")
+        raise OrderRejected(f"amount {text} is above the limit of {MAX_AMOUNT}")
     return value.quantize(decimal.Decimal("0.01"))
+
+
+def _order_id(order_id: str | None) -> str:
+    """A new id for None; the canonical form of a given UUID; an empty one is refused, not replaced."""
+    if order_id is None:
+        return str(uuid.uuid4())
+    if not _text("order id", order_id):
+        raise OrderRejected("order id must not be empty (leave it out for a new one)")
+    if not ORDER_ID.fullmatch(order_id):
+        raise OrderRejected(f"order id {order_id!r} is not a UUID")
+    return str(uuid.UUID(order_id))
 
 
 def order_place(
@@ -74,20 +112,18 @@ def order_place(
 ) -> str:
     """Place an order; returns its id. Opens an item on "payments to issue"."""
     value = parse_amount(amount)
-    currency = currency.strip().upper()
-    if currency not in CURRENCIES:
+    currency = _text("currency", currency).strip()
+    if not CURRENCY.fullmatch(currency) or currency.upper() not in CURRENCIES:
         raise OrderRejected(
             f"currency {currency!r} is not supported (use one of {', '.join(sorted(CURRENCIES))})"
         )
-    customer = customer.strip()
+    currency = currency.upper()
+    customer = _text("customer", customer).strip()
     if not customer or len(customer) > 200:
         raise OrderRejected("customer must be 1 to 200 characters")
-    if not PAYMENT_METHOD.match(payment_method):
+    if not PAYMENT_METHOD.fullmatch(_text("payment method", payment_method)):
         raise OrderRejected(f"payment method {payment_method!r} is not a payment method id like pm_card_visa")
-    try:
-        order_id = str(uuid.UUID(order_id)) if order_id else str(uuid.uuid4())
-    except ValueError:
-        raise OrderRejected(f"order id {order_id!r} is not a UUID") from None
+    order_id = _order_id(order_id)
     event = OrderPlaced(
         order_id=order_id, customer=customer, amount=value, currency=currency, payment_method=payment_method
     )
@@ -138,6 +174,7 @@ def order_cancel(*, order_id: str, reason: str, actor: str = "system", causation
     Once a charge may be under way (PaymentStarted) the order waits for the payment's outcome: a
     cancellation must never race a charge, and refunds are not part of this process.
     """
+    _text("cancel reason", reason)
     events = _load_open(order_id, "cancel")
 
     def payment_allows_cancel() -> None:

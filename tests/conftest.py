@@ -6,11 +6,18 @@ from collections.abc import Callable
 import pytest
 from django.core.management import call_command
 from django.db import connection, connections, models
+from hypothesis import settings as hypothesis_settings
 
 from eventstore.events import DomainEvent, event_type
+from eventstore.models import Event
 from eventstore.projections import Batch, Projection, Table, registry
 
 ON_POSTGRES = connection.vendor == "postgresql"
+
+# Examples touch the database and the machine is shared: no per-example deadline; the counts
+# stay modest (tests raise them where a property earns it). HYPOTHESIS_PROFILE picks another.
+hypothesis_settings.register_profile("suite", deadline=None, max_examples=100)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 
 def requires_postgres(why: str) -> pytest.MarkDecorator:
@@ -42,14 +49,29 @@ def django_db_setup(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         with connection.schema_editor() as editor:
             editor.create_model(Applied)
-        if ON_POSTGRES:
-            # The log refuses TRUNCATE; let Django flush this throwaway test database between tests.
-            with connection.cursor() as cursor:
-                name = connection.settings_dict["NAME"]
-                cursor.execute(f'ALTER DATABASE "{name}" SET eventstore.allow_truncate = on')
-                cursor.execute("SET eventstore.allow_truncate = on")
         # Django's system checks, as `manage.py test` would run them: a misdeclared list fails the run.
         call_command("check", fail_level="ERROR")
+    if not ON_POSTGRES:
+        yield
+        return
+    # The log's trigger refuses TRUNCATE. Django's flush between transactional tests runs as the
+    # test database's owner (DATABASE_URL here), so it switches the trigger off around its
+    # TRUNCATE, inside the flush's own transaction: no other session ever sees it off.
+    with pytest.MonkeyPatch.context() as patch:
+        operations = type(connection.ops)
+        patch.setattr(operations, "sql_flush", _sql_flush_as_owner(operations.sql_flush))
+        yield
+
+
+def _sql_flush_as_owner(sql_flush):
+    def flush(self, style, tables, **kwargs):
+        statements = sql_flush(self, style, tables, **kwargs)
+        if Event._meta.db_table not in tables:
+            return statements
+        trigger = f"{Event._meta.db_table} %s TRIGGER eventstore_event_no_truncate"
+        return [f"ALTER TABLE {trigger % 'DISABLE'}", *statements, f"ALTER TABLE {trigger % 'ENABLE'}"]
+
+    return flush
 
 
 # --- test events and projection --------------------------------------------------------------
@@ -62,15 +84,21 @@ class ThingHappened(DomainEvent):
 
 
 class Switch:
-    """Makes the test projection fail on events marked `poison` while `poisoned` is true."""
+    """Makes the test projection fail on events marked `poison` while `poisoned` is true; `hold`
+    (a pair of threading.Events) makes the next apply signal the first and wait for the second."""
 
     poisoned = True
+    hold: tuple | None = None
 
 
 SWITCH = Switch()
 
 
 def _apply_things(batch: Batch) -> None:
+    if SWITCH.hold:
+        (entered, release), SWITCH.hold = SWITCH.hold, None
+        entered.set()
+        assert release.wait(30), "the test never released the held apply"
     rows = []
     for e in batch.events:
         if e.event.poison and SWITCH.poisoned:
@@ -91,11 +119,20 @@ registry.register(
 
 
 @pytest.fixture
+def scoped_event_types(monkeypatch):
+    """Event types a test registers are unregistered after it (the registry is process-wide)."""
+    from eventstore import events
+
+    monkeypatch.setattr(events, "_REGISTRY", dict(events._REGISTRY))
+    monkeypatch.setattr(events, "_UPCASTERS", dict(events._UPCASTERS))
+
+
+@pytest.fixture
 def applied_projection():
     """The projection writing one Applied row per TestThingHappened; `.poisoned` makes it fail."""
-    SWITCH.poisoned = True
+    SWITCH.poisoned, SWITCH.hold = True, None
     yield SWITCH
-    SWITCH.poisoned = True
+    SWITCH.poisoned, SWITCH.hold = True, None
 
 
 # --- the process -------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import contextlib
 
 import pytest
 
-from eventstore import events as event_registry
 from eventstore.events import DomainEvent, event_type
 from eventstore.models import Event
 from eventstore.store import ConcurrencyError, event_append
@@ -47,10 +46,8 @@ def declare() -> None:
 
 
 @pytest.fixture
-def receipts_step(monkeypatch):
+def receipts_step(scoped_event_types):
     """The step declared in this process too, and undeclared afterwards."""
-    monkeypatch.setitem(event_registry._UPCASTERS, "ReceiptSent", {})
-    monkeypatch.setitem(event_registry._REGISTRY, "ReceiptSent", ReceiptSent)
     declare()
     yield receipts_to_send
     todo_lists.unregister(receipts_to_send.name)

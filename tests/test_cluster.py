@@ -1,6 +1,9 @@
 """End to end on a real django-q2 cluster: nudges after commit, the minute schedule, clean stop."""
 
+from types import SimpleNamespace
+
 import pytest
+from django.db import connection
 from django.db.models import Count
 from django_q.models import Schedule
 
@@ -9,6 +12,9 @@ from orders.models import Order
 from payments.models import InProcessCharge
 from tests.factories import PlacedOrderFactory
 from todolists.status import todo_lists_status
+
+# The data migration only reads its schema editor's connection (the alias `migrate` runs on).
+MIGRATING = SimpleNamespace(connection=connection)
 
 
 @pytest.mark.e2e
@@ -53,7 +59,7 @@ def test_migrate_creates_exactly_one_minute_sweep_schedule():
 
     from django.apps import apps
 
-    import_module("todolists.migrations.0002_sweep_schedule").create_schedule(apps, None)
+    import_module("todolists.migrations.0002_sweep_schedule").create_schedule(apps, MIGRATING)
     assert Schedule.objects.filter(name="todolists.sweep").count() == 1
 
 
@@ -77,9 +83,8 @@ def test_when_every_nudge_is_lost_the_minute_schedule_still_does_the_work(
     from django.apps import apps
     from django.utils import timezone
 
-    import_module("todolists.migrations.0002_sweep_schedule").create_schedule(
-        apps, None
-    )  # flushed by earlier tests
+    # flushed by earlier tests
+    import_module("todolists.migrations.0002_sweep_schedule").create_schedule(apps, MIGRATING)
     Schedule.objects.filter(name="todolists.sweep").update(
         next_run=timezone.now() - timezone.timedelta(minutes=1)
     )

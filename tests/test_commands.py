@@ -54,6 +54,35 @@ def test_place_order_json(capsys, no_nudge):
         (["--amount", "10", "--currency", "EUR", "--customer", "x" * 201], "customer must be"),
         (["--amount", "10", "--currency", "EUR", "--payment-method", "visa"], "is not a payment method id"),
         (["--amount", "10", "--currency", "EUR", "--order-id", "42"], "is not a UUID"),
+        # Issue 8's bad inputs, each once accepted.
+        (
+            ["--amount", "10", "--currency", "EUR", "--payment-method", "pm_card_visa\n"],
+            "payment method must not",
+        ),
+        (["--amount", "\u0661\u0662", "--currency", "EUR"], "not a number written as ASCII digits"),
+        (["--amount", "1_000", "--currency", "EUR"], "not a number written as ASCII digits"),
+        (["--amount", "1e2", "--currency", "EUR"], "not a number written as ASCII digits"),
+        (["--amount", "10", "--currency", "EUR", "--order-id", ""], "order id must not be empty"),
+        (
+            ["--amount", "10", "--currency", "EUR", "--customer", "ada\x00"],
+            "customer must not contain control",
+        ),
+        # ... and their neighbours.
+        (["--amount", "+12", "--currency", "EUR"], "not a number written as ASCII digits"),
+        (["--amount", "1 000", "--currency", "EUR"], "not a number written as ASCII digits"),
+        (["--amount", "12.", "--currency", "EUR"], "not a number written as ASCII digits"),
+        (["--amount", "12\n", "--currency", "EUR"], "amount must not contain control"),
+        (["--amount", "10", "--currency", "EUR\x00"], "currency must not contain control"),
+        (["--amount", "10", "--currency", "\u017fek"], "currency '\u017fek' is not supported"),
+        (["--amount", "10", "--currency", "EUR", "--customer", "ada\u202e"], "customer must not contain"),
+        (["--amount", "10", "--currency", "EUR", "--customer", "ada\udcff"], "customer must not contain"),
+        (
+            ["--amount", "10", "--currency", "EUR", "--payment-method", "pm_card\x00"],
+            "payment method must not",
+        ),
+        (["--amount", "10", "--currency", "EUR", "--order-id", f"{uuid.uuid4()}\n"], "order id must not"),
+        (["--amount", "10", "--currency", "EUR", "--order-id", f"urn:uuid:{uuid.uuid4()}"], "is not a UUID"),
+        (["--amount", "10", "--currency", "EUR", "--order-id", "\u0661" * 32], "is not a UUID"),
     ],
 )
 def test_place_order_rejects_bad_input_with_a_reason_and_appends_nothing(args, reason, no_nudge):

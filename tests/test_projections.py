@@ -221,19 +221,15 @@ def test_a_failed_checkpoint_write_commits_none_of_the_batchs_read_model_writes(
 
 @requires_postgres("watching a lock wait through pg_locks")
 def test_a_second_catch_up_waits_for_the_checkpoint_row_lock(applied_projection, run_in_thread, wait_until):
+    """The first catch-up holds the checkpoint while it applies; the second waits for it before
+    reading the checkpoint, then finds the batch applied and applies nothing twice."""
     applied_projection.poisoned = False
-    for i in range(3):
-        event_append(stream_id=f"s-{i}", events=[ThingHappened(n=i)], expected_version=0)
-    projection_catch_up(name="test_applied", batch_size=1)  # the checkpoint row exists
+    event_append(stream_id="s-0", events=[ThingHappened(n=0)], expected_version=0)
+    projection_catch_up(name="test_applied")  # the checkpoint row exists
     event_append(stream_id="s-late", events=[ThingHappened(n=9)], expected_version=0)
-    held, release = threading.Event(), threading.Event()
+    entered, release = threading.Event(), threading.Event()
+    applied_projection.hold = (entered, release)
     second: dict = {}
-
-    def hold_the_lock():
-        with transaction.atomic():
-            ProjectionCheckpoint.objects.select_for_update().get(name="test_applied")
-            held.set()
-            assert release.wait(30)
 
     def catch_up():
         with connection.cursor() as cursor:
@@ -246,14 +242,15 @@ def test_a_second_catch_up_waits_for_the_checkpoint_row_lock(applied_projection,
             cursor.execute("SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", [second["pid"]])
             return cursor.fetchone()[0] > 0
 
-    run_in_thread(hold_the_lock)
-    wait_until(held.is_set, message="the first catch-up to hold the checkpoint row")
+    run_in_thread(lambda: projection_catch_up(name="test_applied"))
+    wait_until(entered.is_set, message="the first catch-up to be applying, checkpoint locked")
     run_in_thread(catch_up)
     wait_until(lambda: "result" in second or ("pid" in second and waiting()), message="a lock wait")
     assert "result" not in second, "the second catch-up ran while the checkpoint row was locked"
     release.set()
     wait_until(lambda: "result" in second, message="the second catch-up to finish")
-    assert applied_positions() == all_positions()
+    assert second["result"].applied == 0
+    assert applied_positions() == all_positions()  # each event once
 
 
 def test_a_replay_keeps_the_live_projection_serving_and_catching_up(applied_projection, run_in_thread):
@@ -281,3 +278,31 @@ def test_a_replay_keeps_the_live_projection_serving_and_catching_up(applied_proj
     assert live_during == [41]  # the live table served all its rows, plus the new one, mid-rebuild
     assert applied_positions() == all_positions()  # the swapped-in rows include the new event
     assert result.applied == 41
+
+
+@requires_postgres("transaction ids are PostgreSQL's")
+def test_projection_status_names_a_write_transaction_that_holds_readers_back(
+    applied_projection, run_in_thread, wait_until, settings, capsys
+):
+    settings.EVENTSTORE_HELD_BACK_AFTER_SECONDS = 0.5
+    opened, release = threading.Event(), threading.Event()
+
+    def long_write():
+        with transaction.atomic():
+            event_append(stream_id="slow", events=[ThingHappened(n=1)], expected_version=0)
+            opened.set()
+            assert release.wait(30)
+
+    run_in_thread(long_write)
+    wait_until(opened.is_set, message="a write transaction to stay open")
+    event_append(stream_id="fast", events=[ThingHappened(n=2)], expected_version=0)
+    assert projection_catch_up(name="test_applied").applied == 0  # held back, not skipped
+    wait_until(
+        lambda: projection_status(name="test_applied")[0].held_back_seconds is not None,
+        message="the open transaction to pass the threshold",
+    )
+    call_command("projection_status")
+    assert "held back by a write transaction open for" in capsys.readouterr().out
+    release.set()
+    wait_until(lambda: projection_catch_up(name="test_applied").applied == 2 or len(applied_positions()) == 2)
+    assert applied_positions() == all_positions()

@@ -54,3 +54,27 @@ def test_models_and_migrations_agree():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No changes detected" in result.stdout
+
+
+def test_the_owner_url_adds_an_owner_alias_for_migrate_only():
+    result = manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings; d = settings.DATABASES;"
+        " print(d['default']['USER'], d['owner']['USER'], d['owner']['ENGINE'], d['owner']['TEST']['MIRROR'])",
+        DEBUG="1",
+        DATABASE_URL="postgres://shop_app@db.example.com:5432/shop",
+        DATABASE_OWNER_URL="postgres://shop_owner@db.example.com:5432/shop",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.split() == ["shop_app", "shop_owner", "django.db.backends.postgresql", "default"]
+
+
+def test_the_owner_url_needs_postgresql():
+    result = manage(
+        "check", DEBUG="1", DATABASE_URL=PRODUCTION["DATABASE_URL"], DATABASE_OWNER_URL="postgres://o@db/shop"
+    )
+    assert result.returncode == 2
+    assert "DATABASE_OWNER_URL needs a PostgreSQL DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -18,7 +18,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("names", nargs="*", metavar="NAME", help="Projections to replay (default: all).")
         parser.add_argument(
-            "--batch-size", type=int, default=1000, help="Events per batch transaction (default 1000)."
+            "--batch-size", type=int, default=5000, help="Events per batch transaction (default 5000)."
         )
 
     def handle(self, *args, names, batch_size, **options):
