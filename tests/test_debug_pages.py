@@ -340,3 +340,37 @@ def test_done_in_the_last_hour_links_to_exactly_those_items(admin_client, seeded
     page = changelist(admin_client, list_name="payments_to_issue", state="done_last_hour")
     keys = {i.key for i in page.context["cl"].result_list}
     assert keys == {seeded_process["confirmed"], seeded_process["cancelled"]}
+
+
+def test_give_up_loses_to_an_outcome_a_worker_records_meanwhile(no_nudge, settings):
+    """A worker's charge lands while the operator gives up: its PaymentIssued wins, and give-up
+    records nothing, so the order is confirmed and the money is never forgotten."""
+    from eventstore.store import event_append
+    from payments.commands import payment_stream
+    from payments.events import PaymentIssued
+
+    order_id = park_for_give_up(settings, charge_first=False)
+
+    class RacingGateway(InProcessGateway):
+        def find_charge(self, *, idempotency_key):
+            event_append(
+                stream_id=payment_stream(order_id),
+                events=[
+                    PaymentIssued(
+                        order_id=order_id,
+                        payment_id="pi_late",
+                        amount=decimal.Decimal("1.00"),
+                        currency="EUR",
+                    )
+                ],
+                expected_version=None,
+                correlation_id=order_id,
+                actor="automation",
+            )
+            return None  # what the gateway said a moment before the charge landed
+
+    with pytest.raises(GiveUpRefused, match="changed while giving up"):
+        payment_give_up(order_id=order_id, actor="ops", gateway=RacingGateway())
+    assert not Event.objects.filter(type="PaymentFailed", correlation_id=order_id).exists()
+    call_command("process_todos")
+    assert Order.objects.get(order_id=order_id).status == "confirmed"
