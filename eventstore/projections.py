@@ -23,11 +23,13 @@ import dataclasses
 import datetime
 import enum
 import json
+import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
+import psycopg
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import OperationalError, connection, models, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -220,7 +222,9 @@ def _upsert(
     table = q(meta.db_table)
     with connection.cursor() as cursor:
         if postgresql:
-            arrays = ", ".join(f"%b::{f.db_type(connection)}[]" for f in fields)
+            # Unbounded varchar: an explicit cast to varchar(n) would truncate silently, while the
+            # INSERT's own assignment cast refuses a value that is too long.
+            arrays = ", ".join(f"%b::{_VARCHAR_N.sub('varchar', f.db_type(connection))}[]" for f in fields)
             sql = f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
             execute_binary(sql, values)
         else:
@@ -230,6 +234,9 @@ def _upsert(
                 f"ON CONFLICT ({conflict}) DO UPDATE SET {sets}",
                 list(zip(*values, strict=True)),
             )
+
+
+_VARCHAR_N = re.compile(r"^varchar\(\d+\)$")
 
 
 def _converter(field: models.Field, postgresql: bool) -> Callable[[Any], Any]:
@@ -291,6 +298,10 @@ def _decode(events: Iterable[RecordedEvent]) -> Iterable[Envelope]:
             raise _Halt(recorded, exc) from None
 
 
+# Errors of the database's state, not of the events (Django's and psycopg's own, from raw cursors).
+OPERATIONAL_ERRORS = (OperationalError, psycopg.OperationalError)
+
+
 def _apply_events(projection: Projection, events: list[RecordedEvent], models_: Mapping) -> None:
     """Apply in one savepoint; if anything fails, find the first bad event (keeping those before
     it, each applied alone) and raise _Halt for it."""
@@ -303,12 +314,17 @@ def _apply_events(projection: Projection, events: list[RecordedEvent], models_: 
     try:
         with transaction.atomic():
             projection.apply(Batch(envelopes, models_))
+    except OPERATIONAL_ERRORS:
+        raise  # a deadlock or a timeout says nothing about the events: try the batch again later
     except Exception as batch_error:
         singles = transaction.savepoint()
         for envelope in envelopes:
             try:
                 with transaction.atomic():
                     projection.apply(Batch([envelope], models_))
+            except OPERATIONAL_ERRORS:
+                transaction.savepoint_rollback(singles)
+                raise
             except Exception as exc:
                 transaction.savepoint_commit(singles)  # keep the events before the bad one
                 raise _Halt(envelope.recorded, exc) from exc

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 from collections.abc import Callable, Iterator
 
 from django.apps.registry import Apps
@@ -37,15 +38,17 @@ class ReplayRefused(RuntimeError):
     pass
 
 
-def _shadow_model(model: type[models.Model]) -> type[models.Model]:
-    """A model class with the same columns and unique constraints as `model`, on a shadow table,
+def _shadow_model(model: type[models.Model], projection: str) -> type[models.Model]:
+    """A model class with the same columns and unique constraints as `model`, on a shadow table of
+    this projection's own (lists share TodoItem, so two lists' rebuilds must not share a shadow),
     registered in a private app registry so Django's own registry never sees it."""
     meta = model._meta
+    suffix = hashlib.sha1(projection.encode()).hexdigest()[:8]
     attrs: dict = {"__module__": model.__module__}
     for field in meta.local_concrete_fields:
         attrs[field.name] = field.clone()
     constraints = [
-        models.UniqueConstraint(fields=c.fields, name=f"{c.name}_rb"[:63])
+        models.UniqueConstraint(fields=c.fields, name=f"{c.name[:50]}_rb{suffix}")
         for c in meta.constraints
         if isinstance(c, models.UniqueConstraint) and c.fields and c.condition is None
     ]
@@ -54,7 +57,7 @@ def _shadow_model(model: type[models.Model]) -> type[models.Model]:
         (),
         {
             "app_label": meta.app_label,
-            "db_table": f"{meta.db_table}__rebuild"[:63],
+            "db_table": f"{meta.db_table[:45]}__rebuild_{suffix}",
             "apps": Apps(),
             "constraints": constraints,
         },
@@ -101,9 +104,14 @@ def _swap(table: Table, shadow: type[models.Model]) -> None:
     scope_params = list(table.scope.values())
     columns = ", ".join(q(c) for c in _columns(table))
     with connection.cursor() as cursor:
+        # Only this projection's rows travel, even if the shadow held others.
+        shadow_scope = " AND ".join(f"{q(c)} = %s" for c in table.scope) or "TRUE"
         if not table.key:
             cursor.execute(f"DELETE FROM {live} WHERE {scope_sql}", scope_params)
-            cursor.execute(f"INSERT INTO {live} ({columns}) SELECT {columns} FROM {rebuilt}")
+            cursor.execute(
+                f"INSERT INTO {live} ({columns}) SELECT {columns} FROM {rebuilt} WHERE {shadow_scope}",
+                scope_params,
+            )
             return
         keys = [table.model._meta.get_field(k).column for k in table.key]
         updates = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in _columns(table, include_key=False))
@@ -113,11 +121,11 @@ def _swap(table: Table, shadow: type[models.Model]) -> None:
         ]
         fresh = "".join(f", {q(f.column)}" for f in operational)
         defaults = "".join(", %s" for _ in operational)
-        # WHERE TRUE: SQLite's parser needs it between SELECT and ON CONFLICT.
+        # (The WHERE also keeps SQLite's parser apart from ON CONFLICT.)
         cursor.execute(
-            f"INSERT INTO {live} ({columns}{fresh}) SELECT {columns}{defaults} FROM {rebuilt} WHERE TRUE "
-            f"ON CONFLICT ({', '.join(q(k) for k in keys)}) DO UPDATE SET {updates}",
-            [f.get_db_prep_save(f.get_default(), connection) for f in operational],
+            f"INSERT INTO {live} ({columns}{fresh}) SELECT {columns}{defaults} FROM {rebuilt} "
+            f"WHERE {shadow_scope} ON CONFLICT ({', '.join(q(k) for k in keys)}) DO UPDATE SET {updates}",
+            [*(f.get_db_prep_save(f.get_default(), connection) for f in operational), *scope_params],
         )
         matches = " AND ".join(f"r.{q(k)} = {live}.{q(k)}" for k in keys)
         cursor.execute(
@@ -166,9 +174,12 @@ def projection_replay(
     is dropped, and the live projection stays as it was; the result names the event.
     """
     projection = registry.get(name)
+    if not projection.tables:
+        # Without its tables the rebuild would apply the whole log again on top of the live rows.
+        raise ReplayRefused(f"{name} declares no tables, so it cannot be rebuilt in a shadow")
     shadow = _Shadow(
         projection=projection,
-        models={t.model: _shadow_model(t.model) for t in projection.tables},
+        models={t.model: _shadow_model(t.model, name) for t in projection.tables},
         skips=skipped_positions(name=name).get(name, set()),
         batch_size=batch_size,
     )

@@ -13,8 +13,9 @@ writers never queue behind each other. The price: one long write transaction any
 server holds every reader back until it ends (`projection_status` says so and names its age), so
 write transactions stay short, the replay's included.
 
-An event's tx_id is also at least its stream predecessor's, so a stream is always read in version
-order, even if a transaction that started earlier appends after a later one committed.
+An event's tx_id is also at least its stream predecessor's and every earlier event of its business
+case's (correlation id), so a stream is read in version order and a business case in causal order,
+even if a transaction that started earlier appends after a later one committed.
 
 An append is one INSERT (the expected version is checked by the INSERT itself and the stream's
 unique constraint), plus the commit. On SQLite the database allows one writer at a time (BEGIN
@@ -185,22 +186,27 @@ def _insert(
         rows = _insert_orm(stream_id, payloads, expected_version, meta)
     if not rows:
         raise ConcurrencyError(stream_id, expected_version or 0, stream_version(stream_id=stream_id))
+    return [
+        RecordedEvent(position=position, stream_version=version, tx_id=tx_id, **fields)
+        for (position, version, tx_id), fields in zip(rows, _columns(stream_id, payloads, meta), strict=True)
+    ]
+
+
+def _columns(stream_id: str, payloads: list[tuple[str, int, dict]], meta: tuple) -> list[dict[str, Any]]:
+    """The columns of each event to append that the caller decides (not position or version)."""
     correlation_id, causation_id, actor, recorded_at = meta
     return [
-        RecordedEvent(
-            position=position,
-            stream_id=stream_id,
-            stream_version=version,
-            type=type_name,
-            schema_version=schema_version,
-            data=data,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
-            actor=actor,
-            recorded_at=recorded_at,
-            tx_id=tx_id,
-        )
-        for (position, version, tx_id), (type_name, schema_version, data) in zip(rows, payloads, strict=True)
+        {
+            "stream_id": stream_id,
+            "type": type_name,
+            "schema_version": schema_version,
+            "data": data,
+            "correlation_id": correlation_id,
+            "causation_id": causation_id,
+            "actor": actor,
+            "recorded_at": recorded_at,
+        }
+        for type_name, schema_version, data in payloads
     ]
 
 
@@ -212,7 +218,7 @@ def _insert_postgresql(stream_id, payloads, expected_version, meta) -> list[tupl
     """
     correlation_id, causation_id, actor, recorded_at = meta
     values = ", ".join(["(%s, %s, %s, %s::jsonb)"] * len(payloads))
-    params: list[Any] = [stream_id, correlation_id, causation_id, actor, recorded_at]
+    params: list[Any] = [stream_id, correlation_id, causation_id, actor, recorded_at, correlation_id]
     for n, (type_name, schema_version, data) in enumerate(payloads, start=1):
         params += [n, type_name, schema_version, json.dumps(data)]
     params.append(stream_id)
@@ -223,7 +229,9 @@ def _insert_postgresql(stream_id, payloads, expected_version, meta) -> list[tupl
     sql = f"""
         INSERT INTO eventstore_event ({_COLUMNS}, tx_id)
         SELECT %s, COALESCE(head.version, 0) + v.n, v.type, v.schema_version, v.data,
-               %s, %s, %s, %s, GREATEST(pg_current_xact_id()::text::bigint, COALESCE(head.tx_id, 0))
+               %s, %s, %s, %s,
+               GREATEST(pg_current_xact_id()::text::bigint, COALESCE(head.tx_id, 0), COALESCE(
+                   (SELECT max(tx_id) FROM eventstore_event WHERE correlation_id = NULLIF(%s, '')), 0))
         FROM (VALUES {values}) AS v(n, type, schema_version, data)
         LEFT JOIN (
             SELECT stream_version AS version, tx_id FROM eventstore_event
@@ -239,24 +247,13 @@ def _insert_postgresql(stream_id, payloads, expected_version, meta) -> list[tupl
 
 
 def _insert_orm(stream_id, payloads, expected_version, meta) -> list[tuple[int, int, int]]:
-    correlation_id, causation_id, actor, recorded_at = meta
     current = stream_version(stream_id=stream_id)
     if expected_version is not None and current != expected_version:
         raise ConcurrencyError(stream_id, expected_version, current)
     rows = Event.objects.bulk_create(
         [
-            Event(
-                stream_id=stream_id,
-                stream_version=current + i,
-                type=type_name,
-                schema_version=schema_version,
-                data=data,
-                correlation_id=correlation_id,
-                causation_id=causation_id,
-                actor=actor,
-                recorded_at=recorded_at,
-            )
-            for i, (type_name, schema_version, data) in enumerate(payloads, start=1)
+            Event(stream_version=current + i, **fields)
+            for i, fields in enumerate(_columns(stream_id, payloads, meta), start=1)
         ]
     )
     return [(r.position, r.stream_version, 0) for r in rows]
@@ -390,13 +387,23 @@ def log_read(
 ) -> list[RecordedEvent]:
     """Committed events after `after` in read order, at most `limit`, optionally of some types only.
 
-    Read order is (tx_id, position): on SQLite that is position order. An int `after` is a
-    position (for scripts and tests on a quiet log).
+    Read order is (tx_id, position): on SQLite that is position order. An int `after` is the
+    position of an event, read from there in read order.
     """
-    key = after if isinstance(after, LogKey) else LogKey(0, after)
+    key = after if isinstance(after, LogKey) else _key_of(after)
     if types is not None and not types:
         return []
     return _recorded(_select(key, limit, types, filter_types=True))
+
+
+def _key_of(position: int) -> LogKey:
+    """The read-order key of the event at `position` (0: the start of the log)."""
+    if position <= 0:
+        return LogKey()
+    row = Event.objects.filter(position=position).values_list("tx_id", flat=True).first()
+    if row is None:
+        raise ValueError(f"there is no event at position {position}")
+    return LogKey(row, position)
 
 
 def log_scan(
@@ -414,7 +421,7 @@ def log_scan(
 
 def log_iter(*, after: int = 0, batch_size: int = 500) -> Iterator[RecordedEvent]:
     """The whole committed log after a position, read in batches."""
-    key = LogKey(0, after)
+    key = _key_of(after)
     while batch := log_read(after=key, limit=batch_size):
         yield from batch
         key = LogKey(batch[-1].tx_id, batch[-1].position)

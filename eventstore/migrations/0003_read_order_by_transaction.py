@@ -3,15 +3,10 @@
 import eventstore.models
 from django.db import migrations, models
 
-# Existing events all get this migration's transaction id (in position order). Checkpoints move to
-# the same id, so no projection reads an event twice after the upgrade.
-CHECKPOINTS_FORWARD = "UPDATE eventstore_projectioncheckpoint SET tx_id = pg_current_xact_id()::text::bigint"
-
-
-def checkpoints_forward(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CHECKPOINTS_FORWARD, params=None)
-
+# Existing events get transaction id 0 (read in position order, before everything appended later);
+# only then does the column default to the appending transaction's id. Checkpoints stay at 0, so no
+# projection reads an event twice, and a transaction that started before this migration and appends
+# after it still sorts after every checkpoint.
 
 class Migration(migrations.Migration):
 
@@ -21,6 +16,11 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.AddField(
+            model_name='event',
+            name='tx_id',
+            field=models.BigIntegerField(db_default=0, editable=False),
+        ),
+        migrations.AlterField(
             model_name='event',
             name='tx_id',
             field=models.BigIntegerField(db_default=eventstore.models.TransactionId(), editable=False, help_text='On PostgreSQL the id of the transaction that appended the event (readers order by it to never skip a late commit); 0 on SQLite, which has one writer at a time.'),
@@ -39,5 +39,4 @@ class Migration(migrations.Migration):
             model_name='event',
             index=models.Index(fields=['tx_id', 'position'], name='event_tx_order_idx'),
         ),
-        migrations.RunPython(checkpoints_forward, migrations.RunPython.noop),
     ]

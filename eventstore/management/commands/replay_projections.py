@@ -1,6 +1,9 @@
+import concurrent.futures
+import multiprocessing
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, connections
 
 from eventstore.projections import registry
 from eventstore.registry import NotRegistered
@@ -20,21 +23,33 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch-size", type=int, default=5000, help="Events per batch transaction (default 5000)."
         )
+        parser.add_argument(
+            "--jobs",
+            type=int,
+            default=1,
+            help="Projections rebuilt at once, each in its own process (PostgreSQL; default 1).",
+        )
 
-    def handle(self, *args, names, batch_size, **options):
+    def handle(self, *args, names, batch_size, jobs, **options):
         if batch_size < 1:
             raise CommandError("--batch-size must be a positive integer.")
+        if jobs < 1:
+            raise CommandError("--jobs must be a positive integer.")
+        if jobs > 1 and connection.vendor != "postgresql":
+            raise CommandError("--jobs needs PostgreSQL: SQLite has one writer at a time.")
         try:
             selected = [registry.get(n).name for n in names] or registry.names()
         except NotRegistered as exc:
             raise CommandError(str(exc)) from None
         head = log_head()
         halted = []
-        for name in selected:
-            try:
-                result = self._replay(name, head, batch_size)
-            except ReplayRefused as exc:
-                raise CommandError(str(exc)) from None
+        if jobs > 1:
+            results = self._replay_in_processes(selected, batch_size, jobs)
+        else:
+            results = (self._replay(name, head, batch_size) for name in selected)
+        for name, result in zip(selected, results, strict=True):
+            if isinstance(result, ReplayRefused):
+                raise CommandError(str(result))
             if result.error:
                 halted.append(name)
                 self.stderr.write(f"{name}: {result.error}")
@@ -46,7 +61,21 @@ class Command(BaseCommand):
                 "projection_skip (see projection_status)."
             )
 
+    def _replay_in_processes(self, names, batch_size, jobs):
+        # Each child opens its own connection; none may inherit this one.
+        connections.close_all()
+        with concurrent.futures.ProcessPoolExecutor(
+            jobs, mp_context=multiprocessing.get_context("fork")
+        ) as pool:
+            return list(pool.map(_replay_one, names, [batch_size] * len(names)))
+
     def _replay(self, name, head, batch_size):
+        try:
+            return self._replay_with_progress(name, head, batch_size)
+        except ReplayRefused as exc:
+            return exc
+
+    def _replay_with_progress(self, name, head, batch_size):
         if not self.stdout.isatty():
             return projection_replay(name=name, batch_size=batch_size)
         from tqdm import tqdm
@@ -58,3 +87,12 @@ class Command(BaseCommand):
                 bar.update(max(position - bar.n, 0))
 
             return projection_replay(name=name, batch_size=batch_size, progress=advance)
+
+
+def _replay_one(name: str, batch_size: int):
+    try:
+        return projection_replay(name=name, batch_size=batch_size)
+    except ReplayRefused as exc:
+        return exc
+    finally:
+        connections.close_all()

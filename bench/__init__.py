@@ -1,0 +1,1 @@
+"""Benchmarks of the event log and the process, each a module, run by bench/run.py."""
