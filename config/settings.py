@@ -26,7 +26,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.DebugAdminConfig",  # the admin, with the TODO-list dashboard as its index
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -45,6 +45,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Serves the collected static files from the app server itself (see README, production).
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "eventstore.setup_hint.UnmigratedDatabaseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -132,6 +133,8 @@ STORAGES = {
 
 # --- Security (production values unless DEBUG; `manage.py check --deploy` is clean) ------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Load balancers probe /health/ over plain HTTP on the internal network; a redirect would fail them.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
@@ -200,3 +203,10 @@ TODO_NUDGE = env.bool("TODO_NUDGE", default=True)
 # A burst of appends queues one nudge task per list; a queued nudge older than this (its task may be
 # lost) is queued again.
 TODO_NUDGE_COALESCE_SECONDS = env.float("TODO_NUDGE_COALESCE_SECONDS", default=5.0)
+# An item due for longer than this marks its list stuck (dashboard, /health/), unless the list
+# declares its own `stuck_after`.
+TODO_STUCK_AFTER_SECONDS = env.int("TODO_STUCK_AFTER_SECONDS", default=300)
+# /metrics wants `Authorization: Bearer <METRICS_TOKEN>` when set (see README, Operating).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# The admin page that tells a business case's story, linked from TODO items and events.
+TODO_STORY_URL_NAME = "admin:orders_order_change"

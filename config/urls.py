@@ -1,9 +1,11 @@
 from django.contrib import admin
 from django.urls import path
 
-admin.site.site_header = "TODO lists: debug"
-admin.site.site_title = "TODO lists"
+from todolists.health import health_view
+from todolists.metrics import metrics_view
 
 urlpatterns = [
-    path("admin/", admin.site.urls),
+    path("admin/", admin.site.urls),  # the TODO-list dashboard is its index (todolists/site.py)
+    path("health/", health_view, name="health"),
+    path("metrics", metrics_view, name="metrics"),
 ]

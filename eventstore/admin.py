@@ -18,19 +18,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def record_for_each(self, request, queryset, command, *, refused=(ValueError,)) -> None:
-        """An admin action's body: run a command that appends an event for each selected row,
-        report each refusal (with its reason) and the count, never a half-run 500."""
-        recorded = 0
+    def record_for_each(self, request, queryset, command, *, refused=(ValueError,)) -> list:
+        """An admin action's body: run a command that appends an event for each selected row and
+        report each refusal with its reason, never a half-run 500. Returns the rows it recorded
+        for; the caller says what they are now (no success message when nothing was recorded)."""
+        recorded = []
         for obj in queryset:
             try:
                 command(obj)
-                recorded += 1
+                recorded.append(obj)
             except refused as exc:
-                self.message_user(request, str(exc), messages.WARNING)
-        self.message_user(
-            request, f"Recorded an event for {recorded} row(s); the lists update as they catch up."
-        )
+                self.message_user(request, f"Refused: {exc}", messages.ERROR)
+        return recorded
 
 
 def pretty_json(value) -> str:

@@ -1,11 +1,11 @@
-from django.contrib import admin
-from django.urls import reverse
-from django.utils.html import format_html, format_html_join
+from django.contrib import admin, messages
 
 from eventstore.admin import ReadOnlyAdmin
+from eventstore.projections import projection_catch_up
 from eventstore.store import ConcurrencyError, correlation_read
 from orders.commands import OrderRejected, order_cancel
 from orders.models import Order
+from todolists.lists import registry as todo_lists
 from todolists.models import TodoItem
 
 
@@ -24,68 +24,38 @@ class OrderAdmin(ReadOnlyAdmin):
     list_filter = ["status", "currency"]
     search_fields = ["=order_id", "customer"]
     date_hierarchy = "placed_at"
-    readonly_fields = [f.name for f in Order._meta.fields] + ["story", "todo_items"]
+    readonly_fields = [f.name for f in Order._meta.fields]
     actions = ["cancel"]
 
-    @admin.display(description="story (every event of this order, across apps)")
-    def story(self, obj: Order) -> str:
-        rows = (
-            (
-                reverse("admin:eventstore_event_change", args=[e.position]),
-                e.position,
-                e.recorded_at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
-                e.type,
-                e.stream_id,
-                e.actor,
-                ", ".join(f"{k}={v}" for k, v in e.data.items() if k != "order_id"),
-            )
-            for e in correlation_read(correlation_id=obj.order_id)
-        )
-        return format_html(
-            "<table><tr><th>#</th><th>recorded</th><th>event</th><th>stream</th><th>actor</th><th>data</th></tr>"
-            "{}</table>",
-            format_html_join(
-                "",
-                '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
-                rows,
-            ),
-        )
-
-    @admin.display(description="TODO items")
-    def todo_items(self, obj: Order) -> str:
-        items = TodoItem.objects.filter(correlation_id=obj.order_id).order_by("opened_position")
-        return format_html(
-            "<table><tr><th>list</th><th>status</th><th>opened by</th><th>closed by</th><th>attempts</th>"
-            "<th>last error</th></tr>{}</table>",
-            format_html_join(
-                "",
-                '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{} #{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
-                (
-                    (
-                        reverse("admin:todolists_todoitem_change", args=[i.pk]),
-                        i.list_name,
-                        i.status,
-                        i.opened_by,
-                        i.opened_position,
-                        i.closed_by or "-",
-                        i.attempts,
-                        i.last_error or "-",
-                    )
-                    for i in items
-                ),
-            ),
-        )
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # The story and the items render in admin/orders/order/change_form.html.
+        extra_context = {
+            **(extra_context or {}),
+            "story": correlation_read(correlation_id=object_id),
+            "todo_items": TodoItem.objects.filter(correlation_id=object_id).order_by("opened_position"),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def has_cancel_permission(self, request) -> bool:
         return request.user.has_perm("orders.cancel_order")
 
     @admin.action(description="Cancel order (records OrderCancelled)", permissions=["cancel"])
     def cancel(self, request, queryset):
-        self.record_for_each(
+        actor = request.user.get_username()
+        recorded = self.record_for_each(
             request,
             queryset,
-            lambda order: order_cancel(
-                order_id=order.order_id, reason="cancelled by an operator", actor=request.user.get_username()
-            ),
+            lambda order: order_cancel(order_id=order.order_id, reason=f"cancelled by {actor}", actor=actor),
             refused=(OrderRejected, ConcurrencyError),
         )
+        if not recorded:
+            return
+        # Show the effect on this page: the orders and every list the cancellation closes.
+        for name in [
+            "orders",
+            *(t.projection_name for t in todo_lists.all() if "OrderCancelled" in t.closed_by),
+        ]:
+            if error := projection_catch_up(name=name).error:
+                self.message_user(request, f"{name} is halted and shows old state: {error}", messages.WARNING)
+        for order in Order.objects.filter(pk__in=[o.pk for o in recorded])[:10]:
+            self.message_user(request, f"Order {order.order_id} is now {order.status}.")

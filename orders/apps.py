@@ -10,7 +10,12 @@ class OrdersConfig(AppConfig):
         from orders import events, todo  # noqa: F401
         from orders import projections as order_projections
         from todolists.lists import registry as todo_lists
+        from todolists.process import Step
+        from todolists.process import registry as steps
 
         projections.register(order_projections.orders)
         todo_lists.register(todo.orders_to_confirm)
         todo_lists.register(todo.orders_to_cancel)
+        # The commands that are not automations, for the process map.
+        steps.register(Step(name="Place order", records=("OrderPlaced",), actor="customer"))
+        steps.register(Step(name="Cancel order", records=("OrderCancelled",), actor="operator"))

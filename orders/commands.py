@@ -207,7 +207,7 @@ def order_cancel(
         if "PaymentStarted" in payment and "PaymentFailed" not in payment:
             raise OrderRejected(
                 f"cannot cancel order {order_id}: its payment is in progress; cancel it once the payment "
-                "has failed, or retry the parked payment"
+                'has failed; retry the parked payment, or give it up (Payments: "Give up on a parked payment")'
             )
 
     event_append(

@@ -52,6 +52,7 @@ orders_to_confirm = TodoList(
     closed_by=("OrderConfirmed", "OrderCancelled"),
     work=_batch(confirm_paid_order),
     key_field="order_id",
+    records=("OrderConfirmed",),
 )
 
 orders_to_cancel = TodoList(
@@ -61,4 +62,5 @@ orders_to_cancel = TodoList(
     closed_by=("OrderCancelled", "OrderConfirmed"),
     work=_batch(cancel_unpaid_order),
     key_field="order_id",
+    records=("OrderCancelled",),
 )

@@ -1,7 +1,11 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from eventstore.admin import ReadOnlyAdmin
+from eventstore.projections import projection_catch_up
+from payments.commands import GiveUpRefused, Outcome, payment_give_up
+from payments.gateway import GatewayUnavailable
 from payments.models import InProcessCharge, Payment
+from todolists.lists import registry as todo_lists
 
 
 @admin.register(Payment)
@@ -18,6 +22,41 @@ class PaymentAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["status", "currency"]
     search_fields = ["=order_id", "=payment_id"]
+    actions = ["give_up"]
+
+    def has_give_up_permission(self, request) -> bool:
+        return request.user.has_perm("payments.give_up_payment")
+
+    @admin.action(
+        description="Give up on a parked payment (records the charge if the gateway took one, else PaymentFailed)",
+        permissions=["give_up"],
+    )
+    def give_up(self, request, queryset):
+        actor = request.user.get_username()
+        outcomes: dict[str, Outcome] = {}
+
+        def give_up(payment: Payment) -> None:
+            outcomes[payment.order_id] = payment_give_up(order_id=payment.order_id, actor=actor)
+
+        self.record_for_each(request, queryset, give_up, refused=(GiveUpRefused, GatewayUnavailable))
+        if not outcomes:
+            return
+        names = [
+            p.projection_name
+            for p in todo_lists.all()
+            if {"PaymentIssued", "PaymentFailed"} & {*p.opened_by, *p.closed_by}
+        ]
+        for name in ["payments", *names]:
+            if error := projection_catch_up(name=name).error:
+                self.message_user(request, f"{name} is halted and shows old state: {error}", messages.WARNING)
+        for order_id, outcome in list(outcomes.items())[:10]:
+            if outcome == Outcome.ISSUED:
+                text = "the gateway had taken a charge under its key: recorded PaymentIssued, the order will be confirmed"
+            else:
+                text = (
+                    "no charge under its key: recorded PaymentFailed (given_up), the order will be cancelled"
+                )
+            self.message_user(request, f"Payment of order {order_id}: {text}.")
 
 
 @admin.register(InProcessCharge)

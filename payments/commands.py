@@ -120,3 +120,72 @@ def _start(*, order_id: str, expected_version: int, causation_id: str) -> None:
         actor="automation",
         guard=order_not_cancelled,
     )
+
+
+# --- giving up on a parked payment (an operator's decision, from the admin) --------------------
+
+GIVEN_UP = "given_up"
+
+
+class GiveUpRefused(ValueError):
+    """The payment cannot be given up now; the message says why and what to do instead."""
+
+
+def payment_give_up(*, order_id: str, actor: str, gateway: PaymentGateway | None = None) -> Outcome:
+    """Decide a parked payment for good: ask the gateway whether a charge succeeded under the
+    order's idempotency key. If one did, record PaymentIssued (the order gets confirmed: money
+    is never forgotten); if none did, record PaymentFailed with decline code "given_up" (the
+    order gets cancelled: no money is taken for it). Appends at the stream version read here, so
+    an outcome recorded meanwhile by a worker wins and this refuses.
+
+    Raises GiveUpRefused, or GatewayUnavailable when the gateway cannot tell (try again later).
+    """
+    from django.utils import timezone
+
+    from todolists.models import TodoItem
+
+    item = TodoItem.objects.filter(list_name="payments_to_issue", key=order_id).first()
+    if item is None or item.status != TodoItem.Status.PARKED:
+        raise GiveUpRefused(
+            f"payment of order {order_id} is not parked ({item.status if item else 'no item'}); "
+            "only a parked payment can be given up"
+        )
+    if item.claimed_until and item.claimed_until >= timezone.now():
+        raise GiveUpRefused(
+            f"payment of order {order_id} is being worked by {item.claimed_by}; try again later"
+        )
+    gateway = gateway or get_gateway()
+    if item.parked_at and timezone.now() - item.parked_at < gateway.find_charge_lag:
+        # e.g. Stripe's search index lags its writes: a charge that recent might not show yet.
+        raise GiveUpRefused(
+            f"payment of order {order_id} was parked less than {gateway.find_charge_lag} ago; "
+            "the gateway may not show a charge that recent yet, try again shortly"
+        )
+    stream = payment_stream(order_id)
+    history = stream_read(stream_id=stream)
+    if any(e.type in OUTCOMES for e in history):
+        raise GiveUpRefused(f"payment of order {order_id} is already decided")
+    charge = gateway.find_charge(idempotency_key=payment_idempotency_key(order_id))
+    if charge is not None:
+        [placed] = correlation_read(correlation_id=order_id, types=["OrderPlaced"])
+        order = placed.event
+        event = PaymentIssued(
+            order_id=order_id, payment_id=charge.payment_id, amount=order.amount, currency=order.currency
+        )
+    else:
+        event = PaymentFailed(
+            order_id=order_id, decline_code=GIVEN_UP, message=f"given up by {actor}: no charge under its key"
+        )
+    try:
+        event_append(
+            stream_id=stream,
+            events=[event],
+            expected_version=len(history),
+            correlation_id=order_id,
+            actor=actor,
+        )
+    except ConcurrencyError:
+        raise GiveUpRefused(
+            f"payment of order {order_id} changed while giving up (a worker recorded something); look again"
+        ) from None
+    return Outcome.ISSUED if charge is not None else Outcome.FAILED

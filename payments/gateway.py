@@ -8,6 +8,7 @@ key, which can never charge twice).
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import decimal
 import random
 import secrets
@@ -40,6 +41,8 @@ class GatewayUnavailable(Exception):
 class PaymentGateway(Protocol):
     max_concurrency: int
     """How many charges the runner may have in flight at once (each in its own thread)."""
+    find_charge_lag: datetime.timedelta
+    """How long after a charge `find_charge` may still not see it."""
 
     def charge(
         self,
@@ -50,6 +53,11 @@ class PaymentGateway(Protocol):
         currency: str,
         payment_method: str,
     ) -> Charge: ...
+
+    def find_charge(self, *, idempotency_key: str) -> Charge | None:
+        """The charge that succeeded under this key, None if none did; raises GatewayUnavailable
+        when the gateway cannot tell (down, or a charge still in flight)."""
+        ...
 
 
 # The smallest charge Stripe takes per currency (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
@@ -100,6 +108,7 @@ class InProcessGateway:
 
     # Like Stripe: its latency stands in for the network, and the unique key makes it thread-safe.
     max_concurrency = 4
+    find_charge_lag = datetime.timedelta(0)  # one database: a charge is visible once committed
 
     def __init__(
         self, *, latency_ms: int = 0, failure_rate: float = 0.0, rng: random.Random | None = None
@@ -136,6 +145,12 @@ class InProcessGateway:
             )
         return Charge(payment_id=existing.payment_id)
 
+    def find_charge(self, *, idempotency_key: str) -> Charge | None:
+        if self.failure_rate and self.rng.random() < self.failure_rate:
+            raise GatewayUnavailable("in-process gateway: injected transient failure (503)")
+        found = InProcessCharge.objects.filter(idempotency_key=idempotency_key, succeeded=True).first()
+        return Charge(payment_id=found.payment_id) if found else None
+
 
 # InvalidRequestError codes that mean "this charge will never go through", not "we misconfigured".
 REFUSED_CHARGE_CODES = frozenset(
@@ -148,6 +163,8 @@ class StripeGateway:
 
     # Network-bound: a few requests in flight per worker, well below Stripe's rate limits.
     max_concurrency = 4
+    # Stripe's search is eventually consistent ("usually within a minute"); keep a margin.
+    find_charge_lag = datetime.timedelta(minutes=3)
 
     def __init__(self, *, api_key: str, api_base: str = "", timeout: float = 20) -> None:
         import stripe
@@ -168,7 +185,7 @@ class StripeGateway:
                     "payment_method": payment_method,
                     "payment_method_types": ["card"],
                     "confirm": True,
-                    "metadata": {"order_id": order_id},
+                    "metadata": {"order_id": order_id, "idempotency_key": idempotency_key},
                 },
                 options={"idempotency_key": idempotency_key},
             )
@@ -190,6 +207,28 @@ class StripeGateway:
             # requires_action and the like: a person must act; a decline the shop can explain.
             raise PaymentDeclined(intent.status, f"payment needs {intent.status.replace('_', ' ')}")
         return Charge(payment_id=intent.id)
+
+    def find_charge(self, *, idempotency_key: str) -> Charge | None:
+        """Search PaymentIntents by the key we put in their metadata. Stripe's search index may
+        lag a write by up to a minute, so callers only ask about payments parked for longer
+        (see payment_give_up). localstripe has no search endpoint: there it raises
+        GatewayUnavailable, and give-up refuses rather than guess."""
+        stripe = self._stripe
+        try:
+            found = self._client.v1.payment_intents.search(
+                params={"query": f"metadata['idempotency_key']:'{idempotency_key}'", "limit": 10}
+            )
+        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
+            raise GatewayUnavailable(f"stripe: {type(exc).__name__}: {exc}") from exc
+        except stripe.InvalidRequestError as exc:
+            # No search here (localstripe, a restricted key): we cannot tell, so nothing is decided.
+            raise GatewayUnavailable(f"stripe: cannot search PaymentIntents: {exc}") from exc
+        intents = list(found.data)
+        if any(i.status == "succeeded" for i in intents):
+            return Charge(payment_id=next(i.id for i in intents if i.status == "succeeded"))
+        if any(i.status in ("processing", "requires_capture") for i in intents):
+            raise GatewayUnavailable("stripe: a charge under this key is still processing")
+        return None
 
 
 def get_gateway() -> PaymentGateway:

@@ -24,6 +24,7 @@ class Payment(models.Model):
 
     class Meta:
         ordering = ["-requested_at"]
+        permissions = [("give_up_payment", "Can give up on a parked payment (records its outcome)")]
 
     def __str__(self) -> str:
         return f"payment for {self.order_id} ({self.status})"

@@ -30,4 +30,5 @@ payments_to_issue = TodoList(
     closed_by=("PaymentIssued", "PaymentFailed", "OrderCancelled"),
     work=issue_payments,
     key_field="order_id",
+    records=("PaymentStarted", "PaymentIssued", "PaymentFailed"),
 )

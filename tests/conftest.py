@@ -542,3 +542,52 @@ def production_admin(tmp_path, wait_until):
         server.terminate()
         server.wait(timeout=30)
         proxy.close()
+
+
+# --- a seeded process for the debug pages ----------------------------------------------------------
+
+
+@pytest.fixture
+def seeded_process(no_nudge, settings):
+    """Orders in every state the debug pages must show, made through the real commands:
+    confirmed, cancelled (declined), parked after two failed attempts, retrying (one failed
+    attempt, next try in an hour), and one placed but never worked, which is due at once and
+    makes `payments_to_issue` stuck after TODO_STUCK_AFTER_SECONDS (1 s here). The other two
+    lists have nothing due, so only that list can be stuck."""
+    from django.core.management import call_command
+
+    from eventstore.projections import projections_catch_up
+    from tests.factories import PlacedOrderFactory
+
+    settings.TODO_STUCK_AFTER_SECONDS = 1
+    settings.TODO_MAX_ATTEMPTS = 2
+    ids = {"confirmed": PlacedOrderFactory(), "cancelled": PlacedOrderFactory(declined=True)}
+    call_command("process_todos")
+    settings.INPROCESS_GATEWAY_FAILURE_RATE = 1.0
+    settings.TODO_BACKOFF_SECONDS = 0  # the second attempt is due at once, and parks the item
+    ids["parked"] = PlacedOrderFactory()
+    call_command("process_todos")
+    settings.TODO_BACKOFF_SECONDS = 3600
+    ids["retrying"] = PlacedOrderFactory()
+    call_command("process_todos", "--list", "payments_to_issue")
+    settings.INPROCESS_GATEWAY_FAILURE_RATE = 0.0
+    ids["stuck"] = PlacedOrderFactory()
+    projections_catch_up()
+    return ids
+
+
+@pytest.fixture
+def payments_list_breaks_on_cancel(monkeypatch):
+    """A bug in the payments_to_issue projection: it fails on any batch with an OrderCancelled."""
+    import dataclasses
+
+    from eventstore.projections import registry as projections
+
+    projection = projections.get("todo:payments_to_issue")
+
+    def broken(batch):
+        if any(e.type == "OrderCancelled" for e in batch.events):
+            raise RuntimeError("bug in the list projection")
+        projection.apply(batch)
+
+    monkeypatch.setitem(projections._items, projection.name, dataclasses.replace(projection, apply=broken))

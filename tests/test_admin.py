@@ -114,7 +114,7 @@ def test_an_operator_can_cancel_an_unpaid_order_which_closes_its_payment(admin_c
         {"action": "cancel", "_selected_action": [order_id]},
         follow=True,
     )
-    assert "Recorded an event for 1 row(s)" in response.content.decode()
+    assert f"Order {order_id} is now cancelled." in response.content.decode()
     call_command("process_todos")
     assert Order.objects.get(order_id=order_id).status == "cancelled"
     item = TodoItem.objects.get(list_name="payments_to_issue", key=order_id)

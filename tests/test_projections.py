@@ -6,6 +6,7 @@ import threading
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection, transaction
 
 from eventstore.models import Event, ProjectionCheckpoint
@@ -143,7 +144,8 @@ def test_poison_event_halts_the_projection_and_resumes_after_the_fix(applied_pro
     # A second try fails the same way: it never skips the bad event.
     assert projection_catch_up(name="test_applied").applied == 0
 
-    call_command("projection_status", "--json")
+    with pytest.raises(CommandError, match="Halted: test_applied at #"):
+        call_command("projection_status", "--json")  # prints, then exits non-zero naming it
     [status] = [s for s in json.loads(capsys.readouterr().out) if s["name"] == "test_applied"]
     assert status["halted"] is True
     assert status["error_position"] == poison.position

@@ -100,3 +100,11 @@ def test_a_batch_is_charged_through_stripe_from_several_threads(
     assert sorted(outcomes.values_list("correlation_id", flat=True)) == sorted(paid + failed)
     assert {r["n"] for r in outcomes.values("correlation_id").annotate(n=Count("pk"))} == {1}
     assert set(outcomes.filter(type="PaymentFailed").values_list("correlation_id", flat=True)) == set(failed)
+
+
+def test_find_charge_without_a_search_endpoint_cannot_tell_and_says_so(localstripe):
+    """localstripe has no /v1/payment_intents/search: give-up must refuse, never guess "no charge"."""
+    gateway = StripeGateway(api_key="sk_test_localstripe", api_base=localstripe)
+    charge(gateway, "order-5", "pm_card_visa")
+    with pytest.raises(GatewayUnavailable, match="cannot search PaymentIntents"):
+        gateway.find_charge(idempotency_key="order-5")

@@ -9,6 +9,18 @@ class TodoListsConfig(AppConfig):
         from eventstore.store import append_hook_register
         from todolists import checks, events  # noqa: F401  (system checks, the runner's event types)
         from todolists.nudge import todo_lists_nudge_after_append
+        from todolists.process import Step, registry
 
         # Every append that opens an item nudges the cluster: no command has to remember to.
         append_hook_register(todo_lists_nudge_after_append)
+        # For the process map: the runner's own records on every list, and the operator actions.
+        registry.register(
+            Step(
+                name="Runner: a failed attempt",
+                kind="automation",
+                records=("TodoAttemptFailed", "TodoItemParked"),
+                actor="automation",
+            )
+        )
+        registry.register(Step(name="Retry now", records=("TodoRetryRequested",), actor="operator"))
+        registry.register(Step(name="Park", records=("TodoItemParked",), actor="operator"))

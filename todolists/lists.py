@@ -8,6 +8,7 @@ deletes items. A list holds one item per key; a second opening event starts it a
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Callable, Mapping
 
 from eventstore.projections import Envelope, Projection, Row, RowHandler, row_projection
@@ -33,6 +34,10 @@ class TodoList:
     (TodoAttemptFailed) and releases the rest."""
     key_field: str
     """The field of the opening and closing events that names the item (e.g. an order id)."""
+    stuck_after: datetime.timedelta | None = None
+    """An item due for longer than this marks the list stuck; None: settings.TODO_STUCK_AFTER_SECONDS."""
+    records: tuple[str, ...] = ()
+    """Event types the automation (`work`) records, for the process map."""
 
     @property
     def projection_name(self) -> str:

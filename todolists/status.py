@@ -1,16 +1,34 @@
-"""What each TODO list holds right now: the numbers behind `todo_status` and the admin."""
+"""What each TODO list holds right now: the numbers behind the dashboard, `todo_status`,
+/health/ and /metrics.
+
+Every function here runs a fixed number of queries whatever the size of the lists or the log:
+one grouped aggregate over TodoItem, the projections' checkpoints with the log head
+(max(position), never a COUNT over the log), and a few small queries on django-q2's tables.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import logging
 
-from django.db.models import Count, Min, Q
+from django.conf import settings
+from django.db.models import Count, F, Max, Min, Q
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
-from eventstore.projections import projection_status
-from todolists.lists import registry
+from eventstore.projections import ProjectionStatus, projection_status, unregistered_events
+from todolists.lists import TodoList, registry
 from todolists.models import TodoItem
+
+logger = logging.getLogger(__name__)
+
+SWEEP_FUNC = "todolists.tasks.sweep"
+EXPIRED_LEASES_SHOWN = 20
+
+
+def stuck_after(todo: TodoList) -> datetime.timedelta:
+    return todo.stuck_after or datetime.timedelta(seconds=settings.TODO_STUCK_AFTER_SECONDS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,40 +36,77 @@ class ListStatus:
     name: str
     title: str
     open: int
+    """Not done: due, waiting out a backoff, or parked."""
     due: int
     retrying: int
+    """Failed at least once and waiting out the backoff."""
     parked: int
     done: int
+    done_last_hour: int
+    expired_leases: int
     oldest_open_at: datetime.datetime | None
     oldest_open_age_seconds: float | None
+    oldest_due_age_seconds: float | None
+    """How long the longest-waiting due item has been due: what "stuck" is measured on."""
+    stuck_after_seconds: float
     lag: int
     """Events in the log the list has not applied yet (its numbers may be behind by that much)."""
+    halted: bool
+    error: str
+    closed_by: tuple[str, ...]
+
+    @property
+    def stuck(self) -> bool:
+        return (
+            self.oldest_due_age_seconds is not None and self.oldest_due_age_seconds > self.stuck_after_seconds
+        )
+
+    @property
+    def state(self) -> str:
+        return "halted" if self.halted else "stuck" if self.stuck else "ok"
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["oldest_open_at"] = self.oldest_open_at.isoformat() if self.oldest_open_at else None
+        d["closed_by"] = list(self.closed_by)
+        d["stuck"] = self.stuck
+        d["state"] = self.state
         return d
 
 
-def todo_lists_status() -> list[ListStatus]:
+def _age(now: datetime.datetime, since: datetime.datetime | None) -> float | None:
+    return round((now - since).total_seconds(), 1) if since else None
+
+
+def todo_lists_status(*, projections: list[ProjectionStatus] | None = None) -> list[ListStatus]:
+    """One row per registered list, also when it has no items (one query, plus the projections')."""
     now = timezone.now()
     open_ = Q(status=TodoItem.Status.OPEN)
+    not_done = ~Q(status=TodoItem.Status.DONE)
     rows = {
         r["list_name"]: r
-        for r in TodoItem.objects.values("list_name").annotate(
-            open=Count("pk", filter=open_ | Q(status=TodoItem.Status.PARKED)),
+        for r in TodoItem.objects.order_by()
+        .values("list_name")
+        .annotate(
+            open=Count("pk", filter=not_done),
             due=Count("pk", filter=TodoItem.due()),
             retrying=Count("pk", filter=open_ & ~TodoItem.due()),
             parked=Count("pk", filter=Q(status=TodoItem.Status.PARKED)),
             done=Count("pk", filter=Q(status=TodoItem.Status.DONE)),
-            oldest=Min("opened_at", filter=~Q(status=TodoItem.Status.DONE)),
+            done_last_hour=Count(
+                "pk",
+                filter=Q(status=TodoItem.Status.DONE, closed_at__gte=now - datetime.timedelta(hours=1)),
+            ),
+            expired_leases=Count("pk", filter=_expired_lease()),
+            oldest=Min("opened_at", filter=not_done),
+            oldest_due=Min(Coalesce("next_attempt_at", "opened_at"), filter=TodoItem.due()),
         )
     }
-    lags = {s.name: s.lag for s in projection_status()}
+    by_projection = {p.name: p for p in (projections if projections is not None else projection_status())}
     result = []
     for todo in registry.all():
         r = rows.get(todo.name, {})
-        oldest = r.get("oldest")
+        p = by_projection.get(todo.projection_name)
         result.append(
             ListStatus(
                 name=todo.name,
@@ -61,9 +116,140 @@ def todo_lists_status() -> list[ListStatus]:
                 retrying=r.get("retrying", 0),
                 parked=r.get("parked", 0),
                 done=r.get("done", 0),
-                oldest_open_at=oldest,
-                oldest_open_age_seconds=round((now - oldest).total_seconds(), 1) if oldest else None,
-                lag=lags.get(todo.projection_name, 0),
+                done_last_hour=r.get("done_last_hour", 0),
+                expired_leases=r.get("expired_leases", 0),
+                oldest_open_at=r.get("oldest"),
+                oldest_open_age_seconds=_age(now, r.get("oldest")),
+                oldest_due_age_seconds=_age(now, r.get("oldest_due")),
+                stuck_after_seconds=stuck_after(todo).total_seconds(),
+                lag=p.lag if p else 0,
+                halted=bool(p and p.halted),
+                error=(
+                    f"at #{p.error_position} ({p.error_type}): {p.error_message}" if p and p.halted else ""
+                ),
+                closed_by=todo.closed_by,
             )
         )
     return result
+
+
+def _expired_lease() -> Q:
+    # A released claim clears claimed_by; one left behind ran out in a worker that died or hung.
+    return ~Q(claimed_by="") & Q(claimed_until__lt=Now()) & ~Q(status=TodoItem.Status.DONE)
+
+
+def expired_leases(*, limit: int = EXPIRED_LEASES_SHOWN) -> list[TodoItem]:
+    """Items whose lease ran out while still claimed, newest expiry first, with who held them."""
+    return list(
+        TodoItem.objects.filter(_expired_lease())
+        .only("pk", "list_name", "key", "status", "claimed_by", "claimed_until")
+        .order_by(F("claimed_until").desc())[:limit]
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterStatus:
+    last_sweep_at: datetime.datetime | None
+    """When the minute sweep schedule last finished successfully (django-q2 keeps `save_limit` results)."""
+    queued: int | None
+    """Tasks waiting in the broker; None when the broker could not be asked."""
+    failed_last_hour: int
+
+    def as_dict(self) -> dict:
+        return {
+            "last_sweep_at": self.last_sweep_at.isoformat() if self.last_sweep_at else None,
+            "queued": self.queued,
+            "failed_last_hour": self.failed_last_hour,
+        }
+
+
+def cluster_status() -> ClusterStatus:
+    from django_q.brokers import get_broker
+    from django_q.models import Task
+
+    since = timezone.now() - datetime.timedelta(hours=1)
+    tasks = Task.objects.order_by().aggregate(
+        last_sweep=Max("stopped", filter=Q(func=SWEEP_FUNC, success=True)),
+        failed=Count("pk", filter=Q(success=False, stopped__gte=since)),
+    )
+    try:
+        queued = get_broker().queue_size()
+    except Exception:  # a broker that is down must not take the dashboard with it
+        logger.warning("could not ask the broker for its queue size", exc_info=True)
+        queued = None
+    return ClusterStatus(last_sweep_at=tasks["last_sweep"], queued=queued, failed_last_hour=tasks["failed"])
+
+
+def health_reasons(
+    *,
+    lists: list[ListStatus],
+    projections: list[ProjectionStatus],
+    unregistered: dict[str, int] | None = None,
+) -> list[str]:
+    """Why the system is not healthy, one sentence each; empty when it is. Add a reason here, in
+    one line, and /health/, `todo_status --check`, the dashboard and its tests all see it."""
+    held = next((p for p in projections if p.held_back_seconds is not None), None)
+    reasons = [
+        f"projection {p.name} halted at #{p.error_position} ({p.error_type})" for p in projections if p.halted
+    ]
+    reasons += [
+        f"list {s.name} is stuck: an item has been due for {s.oldest_due_age_seconds:.0f}s "
+        f"(threshold {s.stuck_after_seconds:.0f}s)"
+        for s in lists
+        if s.stuck
+    ]
+    reasons += (
+        [f"readers held back {held.held_back_seconds:.0f}s by transaction pid {held.held_back_pid}"]
+        if held
+        else []
+    )
+    reasons += [
+        f"{n} event(s) of unregistered type {t}, read by no projection"
+        for t, n in (unregistered or {}).items()
+    ]
+    return reasons
+
+
+@dataclasses.dataclass(frozen=True)
+class Dashboard:
+    lists: list[ListStatus]
+    projections: list[ProjectionStatus]
+    cluster: ClusterStatus
+    expired_leases: list[TodoItem]
+    """The most recent EXPIRED_LEASES_SHOWN of them; the count is per list."""
+    reasons: list[str]
+
+    @property
+    def expired_lease_count(self) -> int:
+        return sum(s.expired_leases for s in self.lists)
+
+
+def system_health() -> tuple[list[ListStatus], list[ProjectionStatus], list[str]]:
+    """The lists, the projections, and the reasons the system is unhealthy (empty when healthy)."""
+    projections = projection_status()
+    lists = todo_lists_status(projections=projections)
+    reasons = health_reasons(lists=lists, projections=projections, unregistered=unregistered_events())
+    return lists, projections, reasons
+
+
+def dashboard() -> Dashboard:
+    lists, projections, reasons = system_health()
+    return Dashboard(
+        lists=lists,
+        projections=projections,
+        cluster=cluster_status(),
+        expired_leases=expired_leases(),
+        reasons=reasons,
+    )
+
+
+def todo_items_parked_since(*, position: int) -> dict[str, int]:
+    """Items parked per list by events after `position` (the log head before a run)."""
+    from eventstore.models import Event
+
+    counts: dict[str, int] = {}
+    for data in Event.objects.filter(position__gt=position, type="TodoItemParked").values_list(
+        "data", flat=True
+    ):
+        counts[data["list"]] = counts.get(data["list"], 0) + 1
+    return counts

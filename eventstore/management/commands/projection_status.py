@@ -1,12 +1,16 @@
 import json
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import CommandError
 
 from eventstore.projections import projection_status, unregistered_events
+from eventstore.setup_hint import MigratedCommand
 
 
-class Command(BaseCommand):
-    help = "Show each projection's checkpoint, the log head, the lag and, if it halted, the error."
+class Command(MigratedCommand):
+    help = (
+        "Show each projection's checkpoint, the log head, the lag and, if it halted, the error. "
+        "Exits non-zero, naming them, when a projection is halted."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
@@ -16,7 +20,13 @@ class Command(BaseCommand):
         unknown = unregistered_events()
         if options["json"]:
             self.stdout.write(json.dumps([r.as_dict() for r in rows], indent=2))
-            return
+        else:
+            self._table(rows, unknown)
+        halted = [f"{r.name} at #{r.error_position} ({r.error_type})" for r in rows if r.halted]
+        if halted:
+            raise CommandError(f"Halted: {', '.join(halted)}. Fix the handler or the event, then catch up.")
+
+    def _table(self, rows, unknown) -> None:
         self.stdout.write(f"{'projection':<28} {'checkpoint':>10} {'head':>10} {'lag':>8}  status")
         for r in rows:
             status = f"HALTED at {r.error_position} ({r.error_type}): {r.error_message}" if r.halted else "ok"

@@ -1,5 +1,6 @@
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -11,6 +12,21 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from orders.commands import order_place
+
+
+def port_free_or_raise(addrport: str) -> None:
+    host, _, port = addrport.rpartition(":")
+    if not port.isdigit():
+        raise CommandError(f"--addrport {addrport!r} is not host:port, e.g. 127.0.0.1:8000.")
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as runserver does
+        try:
+            s.bind((host or "127.0.0.1", int(port)))
+        except OSError as exc:
+            raise CommandError(
+                f"Cannot listen on {host or '127.0.0.1'}:{port} ({exc.strerror}); is another demo running? "
+                "Pick another with --addrport 127.0.0.1:8001."
+            ) from None
 
 
 class Command(BaseCommand):
@@ -33,6 +49,8 @@ class Command(BaseCommand):
             raise CommandError("demo serves the admin with runserver; run it with DEBUG=1 (see README).")
         if orders < 0 or every < 0:
             raise CommandError("--orders and --every must not be negative.")
+        # Before anything starts (a cluster, migrations): a busy port must not leave a cluster behind.
+        port_free_or_raise(addrport)
         call_command("migrate", interactive=False, verbosity=0)
         password = secrets.token_urlsafe(12)
         user, _ = get_user_model().objects.get_or_create(username="demo", defaults={"is_staff": True})

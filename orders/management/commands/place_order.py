@@ -1,11 +1,12 @@
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from eventstore.setup_hint import MigratedCommand
 from orders.commands import OrderRejected, order_place
 
 
-class Command(BaseCommand):
+class Command(MigratedCommand):
     help = "Place an order (appends OrderPlaced, which opens an item on 'payments to issue'); prints its id."
 
     def add_arguments(self, parser):

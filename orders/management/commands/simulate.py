@@ -1,11 +1,12 @@
 import random
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from eventstore.setup_hint import MigratedCommand
 from orders.commands import order_place
 
 
-class Command(BaseCommand):
+class Command(MigratedCommand):
     help = "Place N demo orders; a share of them (--decline-rate) use a card that will be declined."
 
     def add_arguments(self, parser):
