@@ -8,6 +8,7 @@ KEPT_UP_SECONDS of the last placement.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.common import Deadline, Row, Target, bench_env, log
@@ -126,22 +128,38 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def run(*, url: str, quick: bool, **_) -> list[Row]:
-    phases = [(10, 3), (100, 2)] if quick else [(10, 20), (100, 20)]
-    env = bench_env(url, **SETTINGS)
-    broker = "Redis" if "REDIS_URL" in env else "ORM"
-    rows = []
+@contextlib.contextmanager
+def running_cluster(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen, str]]:
+    """A real `qcluster` on the bench database, up once a warm-up order is confirmed; stopped with
+    SIGTERM to its main pid at the end (its whole session is killed if it hangs)."""
+    from orders.commands import order_place
+
     with tempfile.NamedTemporaryFile("w+", prefix="bench-qcluster-", suffix=".log", delete=False) as out:
         cluster = subprocess.Popen(
             [sys.executable, "manage.py", "qcluster"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
-        from orders.commands import order_place
-
         warm = order_place(amount="9.99", currency="EUR", customer="warm-up")
         if len(wait_confirmed([warm], 60)) != 1:
             raise SystemExit(f"the cluster confirmed no order within 60 s; see {out.name}")
+        yield cluster, out.name
+    finally:
+        os.kill(cluster.pid, signal.SIGTERM)  # the cluster's main pid: it stops its workers
+        try:
+            cluster.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(cluster.pid, signal.SIGKILL)  # the session this benchmark started
+            cluster.wait()
+        os.unlink(out.name)
+
+
+def run(*, url: str, quick: bool, **_) -> list[Row]:
+    phases = [(10, 3), (100, 2)] if quick else [(10, 20), (100, 20)]
+    env = bench_env(url, **SETTINGS)
+    broker = "Redis" if "REDIS_URL" in env else "ORM"
+    rows = []
+    with running_cluster(env) as (cluster, log_path):
         log(f"cluster: qcluster up ({broker} broker), warm-up order confirmed")
         for rate, seconds in phases:
             ids, achieved = place_at(rate, seconds)
@@ -155,7 +173,7 @@ def run(*, url: str, quick: bool, **_) -> list[Row]:
             note = (f"{len(latencies)}/{len(ids)} confirmed within {DRAIN_SECONDS} s of the last placement;"
                     f" placed at {achieved:.1f}/s by {PLACERS} processes;"
                     f" last confirmation {drained:.1f} s after the last placement; kept up: {'yes' if kept_up else 'NO'}; {broker} broker;"
-                    f" cluster {'running' if alive else 'EXITED'}; tasks in the broker queue: {queued}{_errors(out.name)}")  # fmt: skip
+                    f" cluster {'running' if alive else 'EXITED'}; tasks in the broker queue: {queued}{_errors(log_path)}")  # fmt: skip
             log(f"cluster {rate}/s: p50 {p50:.3f} s, p99 {p99:.3f} s; {note}")
             label = f"live cluster {rate}/s for {seconds} s, placed -> confirmed"
             rows.append(Row(NAME, f"{label}, p50", len(ids), p50, "s", higher_is_better=False))
@@ -163,12 +181,4 @@ def run(*, url: str, quick: bool, **_) -> list[Row]:
                 Row(NAME, f"{label}, p99", len(ids), p99, "s", higher_is_better=False, note=note,
                     target=Target("value", maximum=2.0) if rate >= 100 else None, missed=not kept_up)
             )  # fmt: skip
-    finally:
-        os.kill(cluster.pid, signal.SIGTERM)  # the cluster's main pid: it stops its workers
-        try:
-            cluster.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(cluster.pid, signal.SIGKILL)  # the session this benchmark started
-            cluster.wait()
-        os.unlink(out.name)
     return rows

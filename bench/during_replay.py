@@ -8,15 +8,13 @@ once, so the cluster has only the new orders to work.
 
 from __future__ import annotations
 
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bench.cluster import confirmed_latencies, percentile, wait_confirmed
+from bench.cluster import confirmed_latencies, percentile, running_cluster, wait_confirmed
 from bench.common import Deadline, Row, Target, bench_env, log
 
 NAME = "during_replay"
@@ -65,20 +63,11 @@ def run(*, url: str, quick: bool, **_) -> list[Row]:
     from eventstore.projections import projections_catch_up
     from orders.commands import order_place
 
-    head = _seed_decided(12_500 if quick else 75_000)
+    head = _seed_decided(30_000 if quick else 75_000)
     start = time.perf_counter()
     projections_catch_up(batch_size=5000)
     log(f"{NAME}: {head} events caught up in {time.perf_counter() - start:.0f} s")
-    env = bench_env(url, **SETTINGS)
-    with tempfile.NamedTemporaryFile("w+", prefix="bench-qcluster-", suffix=".log", delete=False) as out:
-        cluster = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        warm = order_place(amount="9.99", currency="EUR", customer="warm-up")
-        if len(wait_confirmed([warm], 60)) != 1:
-            raise SystemExit(f"the cluster confirmed no order within 60 s; see {out.name}")
+    with running_cluster(bench_env(url, **SETTINGS)):
         connection.close()
         replay = subprocess.Popen(
             [sys.executable, "manage.py", "replay_projections"],
@@ -89,19 +78,13 @@ def run(*, url: str, quick: bool, **_) -> list[Row]:
         deadline = Deadline(BUDGET["quick" if quick else "full"] - 60)
         while len(placed) < ORDERS and replay.poll() is None and not deadline.passed():
             placed.append(order_place(amount="9.99", currency="EUR", customer=f"during-replay-{len(placed)}"))
-            time.sleep(0.1)  # pacing the placements across the replay
+            time.sleep(0.05)  # pacing the placements across the replay
         output, _ = replay.communicate(timeout=max(deadline.left(), 1))
         replay_ended = time.time()
         if replay.returncode != 0:
             raise SystemExit(f"replay_projections failed:\n{output[-2000:]}")
         confirmed_before_end = _confirmed_before(placed, replay_ended)
         latencies = confirmed_latencies(placed) or wait_confirmed(placed, 30)
-    finally:
-        cluster.send_signal(signal.SIGTERM)
-        try:
-            cluster.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            cluster.kill()
     seconds = replay_ended - replay_started
     note = (
         f"{len(placed)} orders placed during a {seconds:.1f} s replay of {head} events; "

@@ -20,6 +20,17 @@ from tests.conftest import ThingHappened, process_snapshot, requires_postgres
 pytestmark = pytest.mark.django_db
 
 
+def append_order_placed(order_id: str) -> None:
+    placed = OrderPlaced(
+        order_id=order_id,
+        customer="c",
+        amount=decimal.Decimal("10.00"),
+        currency="EUR",
+        payment_method="pm_card_visa",
+    )
+    event_append(stream_id=f"order-{order_id}", events=[placed], expected_version=0, correlation_id=order_id)
+
+
 def test_two_lists_rebuilt_at_once_each_keep_their_own_rows(place_orders):
     from django.core.management import call_command
 
@@ -50,20 +61,7 @@ def test_a_projection_without_declared_tables_is_not_replayed_on_top_of_itself(m
 @requires_postgres("SQLite does not enforce a column's length")
 def test_a_value_too_long_for_its_column_halts_the_projection_instead_of_being_cut():
     long_id = "o" * 40  # the Order read model keeps 36 characters
-    event_append(
-        stream_id=f"order-{long_id}",
-        events=[
-            OrderPlaced(
-                order_id=long_id,
-                customer="c",
-                amount=decimal.Decimal("10.00"),
-                currency="EUR",
-                payment_method="pm_card_visa",
-            )
-        ],
-        expected_version=0,
-        correlation_id=long_id,
-    )
+    append_order_placed(long_id)
     result = projection_catch_up(name="orders")
     assert "too long" in result.error
     from orders.models import Order
@@ -105,20 +103,7 @@ def test_a_business_case_is_read_in_causal_order_across_streams():
     order_id = f"o-{uuid.uuid4().hex[:8]}"
 
     def place():
-        event_append(
-            stream_id=f"order-{order_id}",
-            events=[
-                OrderPlaced(
-                    order_id=order_id,
-                    customer="c",
-                    amount=decimal.Decimal("10.00"),
-                    currency="EUR",
-                    payment_method="pm_card_visa",
-                )
-            ],
-            expected_version=0,
-            correlation_id=order_id,
-        )
+        append_order_placed(order_id)
         connection.close()
 
     with transaction.atomic():
