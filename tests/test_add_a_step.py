@@ -67,10 +67,11 @@ def receipts_sent() -> int:
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 def test_a_step_declared_outside_orders_and_payments_runs_on_a_real_cluster_and_survives_a_replay(
-    receipts_step, start_qcluster, wait_until, settings
+    receipts_step, start_qcluster, wait_until, settings, admin_client
 ):
     from django.core import checks
     from django.core.management import call_command
+    from django.urls import reverse
     from django_q.models import Schedule
 
     from tests.conftest import process_snapshot
@@ -88,6 +89,10 @@ def test_a_step_declared_outside_orders_and_payments_runs_on_a_real_cluster_and_
     assert sorted(items.values_list("key", flat=True)) == sorted(orders)
     assert set(items.values_list("status", "closed_by")) == {("done", "ReceiptSent")}
     assert receipts_sent() == 3
+
+    # Drawn on the process map, from the same declarations.
+    process_map = admin_client.get(reverse("admin:process_map")).content.decode()
+    assert 'data-list="receipts_to_send"' in process_map and "ReceiptSent" in process_map
 
     before = process_snapshot()
     call_command("replay_projections")
