@@ -383,7 +383,7 @@ def _clear_error(checkpoint: ProjectionCheckpoint) -> None:
 
 
 def projection_catch_up(
-    *, name: str, batch_size: int = 500, progress: Callable[[int], None] | None = None
+    *, name: str, batch_size: int = 2000, progress: Callable[[int], None] | None = None
 ) -> CatchUpResult:
     """Apply every committed event after the checkpoint, a batch per transaction, until caught up
     or halted. `progress` is called with the checkpoint position after each batch."""
@@ -410,7 +410,7 @@ def projection_catch_up(
             return CatchUpResult(name, applied, checkpoint.position, "", skipped)
 
 
-def projections_catch_up(*, batch_size: int = 500) -> list[CatchUpResult]:
+def projections_catch_up(*, batch_size: int = 2000) -> list[CatchUpResult]:
     return [projection_catch_up(name=n, batch_size=batch_size) for n in registry.names()]
 
 
