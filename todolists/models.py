@@ -42,6 +42,9 @@ class TodoItem(models.Model):
         indexes = [
             models.Index(fields=["list_name", "status", "next_attempt_at"], name="todo_item_due_idx"),
             models.Index(fields=["correlation_id"], name="todo_item_correlation_idx"),
+            # An event's page lists the items it opened or closed.
+            models.Index(fields=["opened_position"], name="todo_item_opened_idx"),
+            models.Index(fields=["closed_position"], name="todo_item_closed_idx"),
         ]
 
     def __str__(self) -> str:

@@ -1,10 +1,11 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from eventstore.projections import SkipRefused, projection_skip
 from eventstore.registry import NotRegistered
+from eventstore.setup_hint import MigratedCommand
 
 
-class Command(BaseCommand):
+class Command(MigratedCommand):
     help = (
         "Let a halted projection pass one event it cannot apply: appends a ProjectionEventSkipped "
         "event (so replays skip it too) and catches the projection up. Refused unless the "

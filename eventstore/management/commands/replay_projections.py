@@ -2,16 +2,17 @@ import concurrent.futures
 import multiprocessing
 import sys
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import connection, connections
 
 from eventstore.projections import registry
 from eventstore.registry import NotRegistered
 from eventstore.replay import ReplayRefused, projection_replay
+from eventstore.setup_hint import MigratedCommand
 from eventstore.store import log_head
 
 
-class Command(BaseCommand):
+class Command(MigratedCommand):
     help = (
         "Rebuild projections (read models and TODO lists) from position 0 of the event log, into "
         "shadow tables in short batches while the live ones keep serving, then swap them in. "
