@@ -43,7 +43,7 @@ def test_the_admin_is_secure_behind_a_tls_proxy(production_admin, chromium, djan
     page.check("#result_list tbody input.action-select")
     page.select_option("select[name=action]", "cancel")
     page.click("button[name=index]")
-    assert "1" in page.locator("ul.messagelist").inner_text()
+    assert f"Order {order_id} is now cancelled" in page.locator("ul.messagelist").inner_text()
     projections_catch_up()
     assert Order.objects.get(order_id=order_id).status == "cancelled"
 
