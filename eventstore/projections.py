@@ -33,7 +33,7 @@ from django.db import OperationalError, connection, models, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from eventstore.events import DomainEvent, InvalidEvent, ProjectionEventSkipped, registered_types
+from eventstore.events import InvalidEvent, ProjectionEventSkipped, registered_types
 from eventstore.models import Event, ProjectionCheckpoint
 from eventstore.registry import Registry
 from eventstore.store import (
@@ -269,14 +269,14 @@ def _checkpoint_locked(name: str) -> ProjectionCheckpoint:
     return checkpoint
 
 
-def skipped_positions(*, name: str | None = None) -> dict[str, set[int]]:
-    """Positions each projection was told to pass over, from the operators' events in the log."""
-    skips: dict[str, set[int]] = {}
-    for e in log_read(types=[ProjectionEventSkipped.event_type], limit=1_000_000):
-        skip = e.event
-        if name is None or skip.projection == name:
-            skips.setdefault(skip.projection, set()).add(skip.position)
-    return skips
+def skipped_positions(*, name: str) -> set[int]:
+    """Positions the operators told projection `name` to pass over, from their events in the log
+    (the truth a replay starts from; live catch-ups read the checkpoint's copy)."""
+    return {
+        e.event.position
+        for e in log_read(types=[ProjectionEventSkipped.event_type], limit=1_000_000)
+        if e.event.projection == name
+    }
 
 
 class _Halt(Exception):
@@ -499,7 +499,8 @@ def unregistered_events() -> dict[str, int]:
             )
             types = {r[0] for r in cursor.fetchall()}
     else:
-        types = set(Event.objects.values_list("type", flat=True).distinct())
+        # order_by(): the model's ordering would make DISTINCT run over (type, position).
+        types = set(Event.objects.order_by().values_list("type", flat=True).distinct())
     unknown = sorted(types - known)
     if not unknown:
         return {}
@@ -551,26 +552,6 @@ def projection_skip(
         checkpoint.skipped = sorted({*checkpoint.skipped, position})
         checkpoint.save(update_fields=["skipped"])
     return projection_catch_up(name=name)
-
-
-__all__ = [
-    "Batch",
-    "CatchUpResult",
-    "DomainEvent",
-    "Envelope",
-    "Projection",
-    "ProjectionStatus",
-    "SkipRefused",
-    "Table",
-    "halted_correlations",
-    "projection_catch_up",
-    "projection_skip",
-    "projection_status",
-    "projections_catch_up",
-    "registry",
-    "row_projection",
-    "unregistered_events",
-]
 
 
 def projection_replay(*, name: str, batch_size: int = 5000, progress: Callable[[int], None] | None = None):

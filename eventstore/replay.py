@@ -180,7 +180,7 @@ def projection_replay(
     shadow = _Shadow(
         projection=projection,
         models={t.model: _shadow_model(t.model, name) for t in projection.tables},
-        skips=skipped_positions(name=name).get(name, set()),
+        skips=skipped_positions(name=name),
         batch_size=batch_size,
     )
     with _one_rebuild_at_a_time(name):

@@ -126,7 +126,7 @@ class LeaseFilter(admin.SimpleListFilter):
         if self.value() == "held":
             return queryset.filter(claimed_until__gte=Now())
         if self.value() == "expired":
-            return queryset.exclude(claimed_by="").filter(claimed_until__lt=Now()).exclude(status="done")
+            return queryset.filter(TodoItem.lease_expired())
         return queryset
 
 

@@ -12,7 +12,11 @@ def lists_name_registered_types(app_configs=None, **kwargs) -> list[checks.Check
     known = registered_types()
     errors: list[checks.CheckMessage] = []
     for todo in registry.all():
-        for role, names in (("opened_by", todo.opened_by), ("closed_by", todo.closed_by)):
+        for role, names in (
+            ("opened_by", todo.opened_by),
+            ("closed_by", todo.closed_by),
+            ("records", todo.records),
+        ):
             for name in names:
                 cls = known.get(name)
                 if cls is None:
@@ -24,7 +28,7 @@ def lists_name_registered_types(app_configs=None, **kwargs) -> list[checks.Check
                             id="todolists.E001",
                         )
                     )
-                elif todo.key_field not in cls.__struct_fields__:
+                elif role != "records" and todo.key_field not in cls.__struct_fields__:
                     errors.append(
                         checks.Error(
                             f"TODO list {todo.name!r}: {name} has no field {todo.key_field!r} (the "

@@ -99,9 +99,7 @@ def todo_items_release(*, items: Sequence[TodoItem], worker: str) -> None:
 def todo_leases_expired() -> QuerySet[TodoItem]:
     """Open items whose holder's lease ran out without a release: the holder died or hangs.
     `claimed_by` says who held them; the next claim of their list takes them over."""
-    return TodoItem.objects.filter(status=TodoItem.Status.OPEN, claimed_until__lt=Now()).exclude(
-        claimed_by=""
-    )
+    return TodoItem.objects.filter(TodoItem.lease_expired())
 
 
 def todo_leases_held_by_others(*, list_names: Sequence[str], worker: str) -> bool:
@@ -133,7 +131,6 @@ class LeaseHeartbeat:
         self.keys = [i.key for i in items]
         self.worker = worker
         self.interval = settings.TODO_LEASE_SECONDS / 3
-        self.beats = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -150,7 +147,6 @@ class LeaseHeartbeat:
             while not self._stop.wait(self.interval):
                 try:
                     todo_items_renew(list_name=self.list_name, keys=self.keys, worker=self.worker)
-                    self.beats += 1
                 except Exception:
                     # The lease may run out: the re-check and the idempotency key keep the work safe.
                     logger.warning("lease heartbeat for %s failed", self.list_name, exc_info=True)

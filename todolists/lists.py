@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from eventstore.projections import Envelope, Projection, Row, RowHandler, row_projection
 from eventstore.projections import registry as projection_registry
 from eventstore.registry import Registry
+from todolists.events import TodoAttemptFailed, TodoItemParked, TodoRetryRequested
 from todolists.models import TodoItem
 
 Work = Callable[..., Mapping[str, Exception | None]]
@@ -149,7 +150,7 @@ def _projection(todo: TodoList) -> Projection:
 
 
 # The runner's and operators' events about items, for every list (todolists/events.py).
-RUNNER_EVENTS = frozenset({"TodoAttemptFailed", "TodoItemParked", "TodoRetryRequested"})
+RUNNER_EVENTS = frozenset(e.event_type for e in (TodoAttemptFailed, TodoItemParked, TodoRetryRequested))
 
 # Back to open, as if new: the history of attempts stays in the log.
 RETRIED = {

@@ -22,11 +22,11 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from eventstore.models import Event
 from eventstore.projections import projection_status
+from todolists.lists import RUNNER_EVENTS
 from todolists.models import TodoItem
 from todolists.status import todo_lists_status
-from todolists.why import ATTEMPT_TYPES
 
-COUNTED_EVENTS = (*ATTEMPT_TYPES, "TodoItemParked", "TodoRetryRequested")
+COUNTED_EVENTS = sorted(RUNNER_EVENTS)
 
 
 class TodoCollector:

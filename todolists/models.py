@@ -51,6 +51,12 @@ class TodoItem(models.Model):
         return f"{self.list_name}: {self.key} ({self.status})"
 
     @classmethod
+    def lease_expired(cls) -> Q:
+        """Open, still claimed, and the lease ran out without a release: its worker died or hangs.
+        (A release clears `claimed_by`; a parked or done item is never claimed.)"""
+        return Q(status=cls.Status.OPEN, claimed_until__lt=Now()) & ~Q(claimed_by="")
+
+    @classmethod
     def due(cls) -> Q:
         """Open and not waiting out a backoff, by the database's clock."""
         return Q(status=cls.Status.OPEN) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=Now()))

@@ -14,10 +14,11 @@ import logging
 
 from django.conf import settings
 from django.db.models import Count, F, Max, Min, Q
-from django.db.models.functions import Coalesce, Now
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from eventstore.projections import ProjectionStatus, projection_status, unregistered_events
+from todolists.leases import todo_leases_expired
 from todolists.lists import TodoList, registry
 from todolists.models import TodoItem
 
@@ -97,7 +98,7 @@ def todo_lists_status(*, projections: list[ProjectionStatus] | None = None) -> l
                 "pk",
                 filter=Q(status=TodoItem.Status.DONE, closed_at__gte=now - datetime.timedelta(hours=1)),
             ),
-            expired_leases=Count("pk", filter=_expired_lease()),
+            expired_leases=Count("pk", filter=TodoItem.lease_expired()),
             oldest=Min("opened_at", filter=not_done),
             oldest_due=Min(Coalesce("next_attempt_at", "opened_at"), filter=TodoItem.due()),
         )
@@ -133,15 +134,10 @@ def todo_lists_status(*, projections: list[ProjectionStatus] | None = None) -> l
     return result
 
 
-def _expired_lease() -> Q:
-    # A released claim clears claimed_by; one left behind ran out in a worker that died or hung.
-    return ~Q(claimed_by="") & Q(claimed_until__lt=Now()) & ~Q(status=TodoItem.Status.DONE)
-
-
 def expired_leases(*, limit: int = EXPIRED_LEASES_SHOWN) -> list[TodoItem]:
     """Items whose lease ran out while still claimed, newest expiry first, with who held them."""
     return list(
-        TodoItem.objects.filter(_expired_lease())
+        todo_leases_expired()
         .only("pk", "list_name", "key", "status", "claimed_by", "claimed_until")
         .order_by(F("claimed_until").desc())[:limit]
     )
@@ -154,13 +150,6 @@ class ClusterStatus:
     queued: int | None
     """Tasks waiting in the broker; None when the broker could not be asked."""
     failed_last_hour: int
-
-    def as_dict(self) -> dict:
-        return {
-            "last_sweep_at": self.last_sweep_at.isoformat() if self.last_sweep_at else None,
-            "queued": self.queued,
-            "failed_last_hour": self.failed_last_hour,
-        }
 
 
 def cluster_status() -> ClusterStatus:

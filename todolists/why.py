@@ -6,13 +6,10 @@ from __future__ import annotations
 import dataclasses
 import datetime
 
-from eventstore.store import RecordedEvent, correlation_read
-from todolists.lists import registry
+from eventstore.store import correlation_read
+from todolists.events import TodoAttemptFailed, TodoItemParked
+from todolists.lists import RUNNER_EVENTS, registry
 from todolists.models import TodoItem
-
-# The runner's failed attempts (every list's, since payments' own PaymentAttemptFailed was folded in).
-ATTEMPT_TYPES = ("TodoAttemptFailed",)
-OPERATOR_TYPES = ("TodoItemParked", "TodoRetryRequested")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,37 +41,23 @@ class ItemWhy:
     actions: list[OperatorAction]
 
 
-def _field(event: RecordedEvent, name: str, default=None):
-    # Prefer the typed event; the raw data if the type is not registered in this process.
-    try:
-        return getattr(event.event, name)
-    except Exception:
-        return event.data.get(name, default)
-
-
 def todo_item_why(*, item: TodoItem) -> ItemWhy:
     """The opening event, the closing event types, every failed attempt and operator action of
     this item since it was (last) opened: one query on the log, by correlation id."""
     todo = registry.get(item.list_name)
-    types = sorted({*ATTEMPT_TYPES, *OPERATOR_TYPES})
     attempts, actions = [], []
-    for e in correlation_read(correlation_id=item.correlation_id, types=types):
+    for e in correlation_read(correlation_id=item.correlation_id, types=sorted(RUNNER_EVENTS)):
         if e.position < item.opened_position:
             continue  # an earlier life of this item (a second opening starts afresh)
-        if _field(e, "list") != item.list_name or _field(e, "key") != item.key:
+        event = e.event
+        if event.list != item.list_name or event.key != item.key:
             continue  # another list's item of the same business case
-        if e.type in OPERATOR_TYPES:
-            what = "parked" if e.type == "TodoItemParked" else "retry requested"
-            actions.append(OperatorAction(e.position, e.recorded_at, what, e.actor, _field(e, "reason", "")))
+        if isinstance(event, TodoAttemptFailed):
+            attempts.append(Attempt(e.position, e.recorded_at, event.attempt, event.error, event.retry_at))
         else:
-            attempts.append(
-                Attempt(
-                    e.position,
-                    e.recorded_at,
-                    _field(e, "attempt", 0),
-                    _field(e, "error", ""),
-                    _field(e, "retry_at"),
-                )
+            what = "parked" if isinstance(event, TodoItemParked) else "retry requested"
+            actions.append(
+                OperatorAction(e.position, e.recorded_at, what, e.actor, getattr(event, "reason", ""))
             )
     return ItemWhy(
         opened_by=item.opened_by,
