@@ -9,7 +9,6 @@ from eventstore.store import (
     ConcurrencyError,
     RecordedEvent,
     correlation_read,
-    correlations_read,
     event_append,
     stream_read,
 )
@@ -17,6 +16,9 @@ from payments.events import PaymentFailed, PaymentIssued, PaymentStarted
 from payments.gateway import PaymentDeclined, PaymentGateway, get_gateway
 
 OUTCOMES = ("PaymentIssued", "PaymentFailed")
+PAYMENTS_LIST = "payments_to_issue"  # the list payments owns (payments/todo.py)
+# What decides whether a parked payment may still be given up (the runner's events are read by name).
+GIVE_UP_FACTS = ("TodoItemParked", "TodoRetryRequested", "OrderCancelled")
 
 
 class Outcome(enum.StrEnum):
@@ -35,17 +37,12 @@ def payment_idempotency_key(order_id: str) -> str:
     return f"order-{order_id}-payment"
 
 
-def payments_read(*, order_ids: Sequence[str]) -> dict[str, list[RecordedEvent]]:
-    """Every event of these orders (their cases, across streams), in one query: a batch's re-check."""
-    return correlations_read(correlation_ids=order_ids)
-
-
 def payment_issue(
     *, order_id: str, gateway: PaymentGateway | None = None, case: Sequence[RecordedEvent] | None = None
 ) -> Outcome:
     """Charge the order's payment unless its outcome is already recorded, and record the outcome.
 
-    `case` is the order's events across streams (see `payments_read`), read after the caller's
+    `case` is the order's events across streams (`correlations_read`), read after the caller's
     lease was renewed; without it they are read here. Raises GatewayUnavailable (or any
     unexpected error) for the runner to record as a failed attempt.
     """
@@ -144,7 +141,7 @@ def payment_give_up(*, order_id: str, actor: str, gateway: PaymentGateway | None
 
     from todolists.models import TodoItem
 
-    item = TodoItem.objects.filter(list_name="payments_to_issue", key=order_id).first()
+    item = TodoItem.objects.filter(list_name=PAYMENTS_LIST, key=order_id).first()
     if item is None or item.status != TodoItem.Status.PARKED:
         raise GiveUpRefused(
             f"payment of order {order_id} is not parked ({item.status if item else 'no item'}); "
@@ -176,6 +173,17 @@ def payment_give_up(*, order_id: str, actor: str, gateway: PaymentGateway | None
         event = PaymentFailed(
             order_id=order_id, decline_code=GIVEN_UP, message=f"given up by {actor}: no charge under its key"
         )
+
+    def still_parked_and_open() -> None:
+        # Under the order's lock, which an operator's retry takes too: a retry recorded since this
+        # began (a worker may be charging) or a cancellation makes this refuse.
+        case = correlation_read(correlation_id=order_id, types=GIVE_UP_FACTS)
+        last = [e for e in case if e.type != "OrderCancelled" and e.event.list == PAYMENTS_LIST][-1:]
+        if not last or last[0].type != "TodoItemParked":
+            raise GiveUpRefused(f"payment of order {order_id} was retried meanwhile; look again")
+        if any(e.type == "OrderCancelled" for e in case):
+            raise GiveUpRefused(f"order {order_id} is cancelled already")
+
     try:
         event_append(
             stream_id=stream,
@@ -183,6 +191,7 @@ def payment_give_up(*, order_id: str, actor: str, gateway: PaymentGateway | None
             expected_version=len(history),
             correlation_id=order_id,
             actor=actor,
+            guard=still_parked_and_open,
         )
     except ConcurrencyError:
         raise GiveUpRefused(

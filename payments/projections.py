@@ -1,14 +1,12 @@
 """The Payment read model: one row per order's payment, folded from typed events a batch at a time."""
 
 from eventstore.projections import Envelope, Row, row_projection
+from payments.commands import PAYMENTS_LIST
 from payments.models import Payment
-
-# The runner records failed attempts for every list; ours are those of "payments to issue".
-PAYMENTS_LIST = "payments_to_issue"
 
 
 def _key(e: Envelope) -> str | None:
-    if e.type == "TodoAttemptFailed":
+    if e.type in ("TodoAttemptFailed", "TodoRetryRequested"):
         return e.event.key if e.event.list == PAYMENTS_LIST else None
     return e.event.order_id
 
@@ -62,6 +60,13 @@ def on_attempt_failed(row: Row | None, e: Envelope) -> Row | None:
     return {**row, "attempts": e.event.attempt, "last_error": e.event.error} if row else None
 
 
+def on_retry(row: Row | None, e: Envelope) -> Row | None:
+    # An operator's retry starts the count afresh, as on the list's item.
+    if row is None or row["status"] != Payment.Status.PENDING:
+        return None
+    return {**row, "attempts": 0, "last_error": ""}
+
+
 payments = row_projection(
     name="payments",
     title="Payments",
@@ -74,5 +79,6 @@ payments = row_projection(
         "PaymentIssued": on_issued,
         "PaymentFailed": on_failed,
         "TodoAttemptFailed": on_attempt_failed,
+        "TodoRetryRequested": on_retry,
     },
 )

@@ -3,7 +3,8 @@ order's cancellation (an operator cancelled it before it was paid)."""
 
 from collections.abc import Sequence
 
-from payments.commands import payment_issue, payments_read
+from eventstore.store import correlations_read
+from payments.commands import PAYMENTS_LIST, payment_issue
 from payments.gateway import get_gateway
 from todolists.lists import TodoList
 from todolists.models import TodoItem
@@ -13,7 +14,7 @@ from todolists.runner import todo_items_each
 def issue_payments(items: Sequence[TodoItem], *, deadline: float) -> dict[str, Exception | None]:
     """Re-read the batch's orders in one query, then charge each (concurrently when the gateway
     is network-bound); each outcome is appended on its own."""
-    cases = payments_read(order_ids=[i.key for i in items])
+    cases = correlations_read(correlation_ids=[i.key for i in items])
     gateway = get_gateway()
     return todo_items_each(
         items=items,
@@ -24,7 +25,7 @@ def issue_payments(items: Sequence[TodoItem], *, deadline: float) -> dict[str, E
 
 
 payments_to_issue = TodoList(
-    name="payments_to_issue",
+    name=PAYMENTS_LIST,
     title="Payments to issue",
     opened_by=("OrderPlaced",),
     closed_by=("PaymentIssued", "PaymentFailed", "OrderCancelled"),

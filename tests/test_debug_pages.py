@@ -374,3 +374,23 @@ def test_give_up_loses_to_an_outcome_a_worker_records_meanwhile(no_nudge, settin
     assert not Event.objects.filter(type="PaymentFailed", correlation_id=order_id).exists()
     call_command("process_todos")
     assert Order.objects.get(order_id=order_id).status == "confirmed"
+
+
+def test_give_up_refuses_when_an_operator_retried_meanwhile(no_nudge, settings):
+    """A retry while giving up means a worker may be charging right now: give-up records nothing
+    (both take the order's lock, so the guard sees the retry)."""
+    from todolists.operator import todo_item_retry
+
+    order_id = park_for_give_up(settings, charge_first=False)
+
+    class RetriedMeanwhile(InProcessGateway):
+        def find_charge(self, *, idempotency_key):
+            item = TodoItem.objects.get(list_name="payments_to_issue", key=order_id)
+            todo_item_retry(item=item, actor="another operator")
+            return None  # no charge yet: the retried worker has not charged
+
+    with pytest.raises(GiveUpRefused, match="retried meanwhile"):
+        payment_give_up(order_id=order_id, actor="ops", gateway=RetriedMeanwhile())
+    assert not Event.objects.filter(type="PaymentFailed", correlation_id=order_id).exists()
+    call_command("process_todos")
+    assert Order.objects.get(order_id=order_id).status == "confirmed"

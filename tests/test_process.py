@@ -93,6 +93,8 @@ def test_transient_failures_back_off_then_park_and_an_operator_retry_pays(place_
 
     settings.INPROCESS_GATEWAY_FAILURE_RATE = 0.0
     todo_item_retry(item=item, actor="operator")
+    projections_catch_up()
+    assert Payment.objects.get(order_id=order_id).attempts == 0  # a retry starts the count afresh
     call_command("process_todos")
     assert events_of("TodoRetryRequested") == 1
     assert Order.objects.get(order_id=order_id).status == "confirmed"

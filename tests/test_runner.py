@@ -15,9 +15,10 @@ from django.utils import timezone
 
 from eventstore.models import Event
 from eventstore.projections import projections_catch_up
+from eventstore.store import correlations_read
 from orders.commands import order_cancel
 from orders.models import Order
-from payments.commands import Outcome, payment_issue, payments_read
+from payments.commands import Outcome, payment_issue
 from payments.gateway import InProcessGateway
 from payments.models import InProcessCharge
 from tests.conftest import requires_postgres
@@ -83,7 +84,7 @@ def test_a_cancellation_after_the_re_read_stops_the_charge(place_orders, monkeyp
     """The batch re-read the order before an operator cancelled it: the guard on PaymentStarted,
     checked under the append lock, still refuses to start the payment."""
     [order_id], _ = place_orders(visa=1, declined=0)
-    stale = payments_read(order_ids=[order_id])[order_id]
+    stale = correlations_read(correlation_ids=[order_id])[order_id]
     order_cancel(order_id=order_id, reason="customer called")
     refuse_to_charge(monkeypatch, "charged a cancelled order")
     assert payment_issue(order_id=order_id, case=stale) == Outcome.ORDER_CANCELLED
@@ -140,9 +141,10 @@ def test_a_heartbeat_keeps_the_lease_of_a_batch_that_outlasts_it(
 def test_a_task_takes_over_the_items_of_a_worker_that_died_holding_them(place_orders, settings, monkeypatch):
     [order_id], _ = place_orders(visa=1, declined=0)
     projections_catch_up()
-    # Another worker claimed the item and died: nobody renews its lease, which ends in a second.
+    # Another worker claimed the item and died: nobody renews its lease, which ends in a few seconds
+    # (long enough for the first call below to find it live even on a slow machine).
     TodoItem.objects.filter(key=order_id).update(
-        claimed_by="dead-host:1", claimed_until=timezone.now() + datetime.timedelta(seconds=1)
+        claimed_by="dead-host:1", claimed_until=timezone.now() + datetime.timedelta(seconds=3)
     )
     assert sum(r.worked for r in todo_lists_work(worker="live-host:2")) == 0  # without takeover: left alone
     results = todo_lists_work(worker="live-host:2", take_over=True)
@@ -219,6 +221,7 @@ def test_a_burst_of_appends_queues_one_nudge_per_list_until_its_task_starts(
     from todolists import tasks
 
     settings.TODO_NUDGE = True
+    settings.TODO_NUDGE_COALESCE_SECONDS = 3600  # however slow the machine places the thirty
     enqueued: list = []
     monkeypatch.setattr("django_q.tasks.async_task", lambda fn, names, **kw: enqueued.append(names))
     place_orders(visa=30, declined=0)
@@ -227,3 +230,38 @@ def test_a_burst_of_appends_queues_one_nudge_per_list_until_its_task_starts(
     tasks.work_lists(["payments_to_issue"])  # the task starts: appends from now on nudge again
     place_orders(visa=1, declined=0)
     assert enqueued == [["payments_to_issue"], ["payments_to_issue"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_watching_task_stops_when_what_it_waits_for_cannot_be_claimed(place_orders, monkeypatch):
+    """A dead worker's item whose order another projection is halted on is claimable by lease but
+    left alone by the claim: the task must not poll, re-work and re-queue itself for it forever."""
+    import dataclasses
+    import time
+
+    from eventstore.projections import registry
+    from todolists import runner
+
+    [stuck], _ = place_orders(visa=1, declined=0)
+    payments = registry.get("payments")
+
+    def broken(batch):
+        if any(e.correlation_id == stuck for e in batch.events):
+            raise RuntimeError("bug in the payments read model")
+        payments.apply(batch)
+
+    monkeypatch.setitem(registry._items, "payments", dataclasses.replace(payments, apply=broken))
+    projections_catch_up()  # the payments projection halts on the order
+    TodoItem.objects.filter(key=stuck).update(
+        claimed_by="dead-host:1", claimed_until=timezone.now() - datetime.timedelta(seconds=1)
+    )
+    nudged, rounds = [], collections.Counter()
+    monkeypatch.setattr(runner, "todo_lists_nudge", lambda **kwargs: nudged.append(kwargs))
+    monkeypatch.setattr(runner, "work_deadline", lambda: time.monotonic() + 20)
+    real_work = runner.todo_list_work
+    monkeypatch.setattr(
+        runner, "todo_list_work", lambda **kw: rounds.update([kw["list_name"]]) or real_work(**kw)
+    )
+    results = todo_lists_work(names=["payments_to_issue"], take_over=True, worker="live-host:2")
+    assert sum(r.worked for r in results) == 0 and not InProcessCharge.objects.exists()
+    assert rounds["payments_to_issue"] <= 2 and nudged == []  # no polling loop, no task re-queued

@@ -6,7 +6,6 @@ from __future__ import annotations
 from eventstore.store import event_append
 from todolists.events import TodoItemParked, TodoRetryRequested
 from todolists.models import TodoItem
-from todolists.nudge import todo_lists_nudge
 
 
 def todo_stream(*, list_name: str, key: str) -> str:
@@ -34,5 +33,7 @@ def todo_item_retry(*, item: TodoItem, actor: str) -> None:
         expected_version=None,
         correlation_id=item.correlation_id,
         actor=actor,
+        # Nothing to check, but take the business case's lock: a decision made under it (giving up
+        # a parked payment) either sees this retry or is seen by it. The append hook nudges.
+        guard=lambda: None,
     )
-    todo_lists_nudge(list_names=[item.list_name])

@@ -144,18 +144,21 @@ def todo_list_work(
     max_items: int = 500,
     deadline: float | None = None,
     worker: str | None = None,
+    caught_up: CatchUpResult | None = None,
+    avoid: set[str] | None = None,
 ) -> WorkResult:
     """Work the due items of one list, a batch at a time, and record failures. Stops when nothing
     is due, after `max_items`, or at `deadline` (a time.monotonic() value, checked before each
-    item; by default see `work_deadline`)."""
+    item; by default see `work_deadline`). A caller that has just caught the list up passes that
+    result as `caught_up`, and `avoid` if it has read `halted_correlations()`."""
     todo = registry.get(list_name)
     worker = worker or worker_id()
     result = WorkResult(list_name)
     deadline = deadline or work_deadline()
     # Each batch ends with a catch-up (see _work_batch), so only the first needs one up front.
-    caught_up = projection_catch_up(name=todo.projection_name)
+    caught_up = caught_up or projection_catch_up(name=todo.projection_name)
     # Business cases another projection is halted on wait for the operator (projection_skip).
-    avoid = halted_correlations()
+    avoid = halted_correlations() if avoid is None else avoid
     while not caught_up.error and result.worked < max_items and time.monotonic() < deadline:
         items = todo_items_claim(
             list_name=todo.name, worker=worker, limit=min(batch, max_items - result.worked), avoid=avoid
@@ -183,13 +186,19 @@ def _work_batch(
     todo: TodoList, items: list[TodoItem], worker: str, result: WorkResult, deadline: float
 ) -> CatchUpResult:
     mine = todo_items_still_mine(items=items, worker=worker)
+    # The leases live until the outcomes are on the list, not only while the work runs: a slow
+    # catch-up must not let another worker take an item before its backoff shows.
+    with LeaseHeartbeat(items=mine, worker=worker):
+        return _work_leased(todo, mine, result, deadline)
+
+
+def _work_leased(todo: TodoList, mine: list[TodoItem], result: WorkResult, deadline: float) -> CatchUpResult:
     outcomes: Mapping[str, Exception | None] = {}
     if mine:
-        with LeaseHeartbeat(items=mine, worker=worker):
-            try:
-                outcomes = todo.work(mine, deadline=deadline)
-            except Exception as exc:  # the batch failed as a whole, e.g. its re-read
-                outcomes = {i.key: exc for i in mine}
+        try:
+            outcomes = todo.work(mine, deadline=deadline)
+        except Exception as exc:  # the batch failed as a whole, e.g. its re-read
+            outcomes = {i.key: exc for i in mine}
     result.worked += len(outcomes)
     for item in mine:
         error = outcomes.get(item.key)
@@ -257,8 +266,18 @@ def todo_lists_work(
 
     def work_rounds() -> None:
         for _ in range(rounds):
-            projections_catch_up()
-            passed = [todo_list_work(list_name=n, deadline=deadline, worker=worker) for n in lists]
+            caught_up = {r.name: r for r in projections_catch_up()}  # the lists' own too: once
+            avoid = halted_correlations()
+            passed = [
+                todo_list_work(
+                    list_name=n,
+                    deadline=deadline,
+                    worker=worker,
+                    caught_up=caught_up[registry.get(n).projection_name],
+                    avoid=avoid,
+                )
+                for n in lists
+            ]
             results.extend(passed)
             if not any(r.worked for r in passed) or names or time.monotonic() >= deadline:
                 break
@@ -271,7 +290,12 @@ def todo_lists_work(
             break
         time.sleep(TAKEOVER_POLL_SECONDS)
         if todo_items_claimable(list_names=lists):
+            before = len(results)
             work_rounds()
+            if not any(r.worked for r in results[before:]):
+                # Claimable, yet nothing could be claimed: another worker was faster, or the list
+                # or the business case is halted. Stop watching; the minute sweep looks again.
+                break
     if any(r.worked for r in results):
         # The outcomes just recorded must reach the read models too, not wait for the next sweep.
         projections_catch_up()
