@@ -94,7 +94,7 @@ def test_a_step_declared_outside_orders_and_payments_runs_on_a_real_cluster_and_
     process_map = admin_client.get(reverse("admin:process_map")).content.decode()
     assert 'data-list="receipts_to_send"' in process_map and "ReceiptSent" in process_map
 
-    before = process_snapshot()
+    before, events_before = process_snapshot(), Event.objects.count()
     call_command("replay_projections")
     assert process_snapshot() == before
-    assert receipts_sent() == 3  # a replay records nothing
+    assert Event.objects.count() == events_before  # a replay records nothing
