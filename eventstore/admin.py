@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from eventstore.models import Event, ProjectionCheckpoint
+from eventstore.projections import projection_catch_up
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -30,6 +31,13 @@ class ReadOnlyAdmin(admin.ModelAdmin):
             except refused as exc:
                 self.message_user(request, f"Refused: {exc}", messages.ERROR)
         return recorded
+
+    def catch_up_and_warn(self, request, projection_names) -> None:
+        """Catch the projections an action touched up in this request (one bounded call each), so
+        the page after it shows its effect; say which are halted and so show old state."""
+        for name in sorted(set(projection_names)):
+            if error := projection_catch_up(name=name).error:
+                self.message_user(request, f"{name} is halted and shows old state: {error}", messages.WARNING)
 
 
 def pretty_json(value) -> str:

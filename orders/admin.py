@@ -1,7 +1,6 @@
-from django.contrib import admin, messages
+from django.contrib import admin
 
 from eventstore.admin import ReadOnlyAdmin
-from eventstore.projections import projection_catch_up
 from eventstore.store import ConcurrencyError, correlation_read
 from orders.commands import OrderRejected, order_cancel
 from orders.models import Order
@@ -50,12 +49,7 @@ class OrderAdmin(ReadOnlyAdmin):
         )
         if not recorded:
             return
-        # Show the effect on this page: the orders and every list the cancellation closes.
-        for name in [
-            "orders",
-            *(t.projection_name for t in todo_lists.all() if "OrderCancelled" in t.closed_by),
-        ]:
-            if error := projection_catch_up(name=name).error:
-                self.message_user(request, f"{name} is halted and shows old state: {error}", messages.WARNING)
+        # Show the effect on this page: the orders and every list the cancellation touches.
+        self.catch_up_and_warn(request, ["orders", *todo_lists.affected_by({"OrderCancelled"})])
         for order in Order.objects.filter(pk__in=[o.pk for o in recorded])[:10]:
             self.message_user(request, f"Order {order.order_id} is now {order.status}.")

@@ -1,7 +1,6 @@
-from django.contrib import admin, messages
+from django.contrib import admin
 
 from eventstore.admin import ReadOnlyAdmin
-from eventstore.projections import projection_catch_up
 from payments.commands import GiveUpRefused, Outcome, payment_give_up
 from payments.gateway import GatewayUnavailable
 from payments.models import InProcessCharge, Payment
@@ -41,14 +40,9 @@ class PaymentAdmin(ReadOnlyAdmin):
         self.record_for_each(request, queryset, give_up, refused=(GiveUpRefused, GatewayUnavailable))
         if not outcomes:
             return
-        names = [
-            p.projection_name
-            for p in todo_lists.all()
-            if {"PaymentIssued", "PaymentFailed"} & {*p.opened_by, *p.closed_by}
-        ]
-        for name in ["payments", *names]:
-            if error := projection_catch_up(name=name).error:
-                self.message_user(request, f"{name} is halted and shows old state: {error}", messages.WARNING)
+        self.catch_up_and_warn(
+            request, ["payments", *todo_lists.affected_by({"PaymentIssued", "PaymentFailed"})]
+        )
         for order_id, outcome in list(outcomes.items())[:10]:
             if outcome == Outcome.ISSUED:
                 text = "the gateway had taken a charge under its key: recorded PaymentIssued, the order will be confirmed"

@@ -1,7 +1,7 @@
 import datetime
 
 from django.conf import settings
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Case, IntegerField, Q, Value, When
 from django.db.models.functions import Coalesce, Now
 from django.template.loader import render_to_string
@@ -10,7 +10,6 @@ from django.utils import dateformat, timezone
 
 from eventstore.admin import EventAdmin, ReadOnlyAdmin, pretty_json
 from eventstore.models import Event
-from eventstore.projections import projection_catch_up
 from todolists.lists import registry
 from todolists.models import TodoItem
 from todolists.operator import todo_item_park, todo_item_retry
@@ -44,16 +43,6 @@ def item_now(item: TodoItem) -> str:
     if item.next_attempt_at and item.next_attempt_at > timezone.now():
         return f"open, next attempt at {seconds(item.next_attempt_at)}"
     return "open and due now: the next worker takes it"
-
-
-def lists_catch_up(names) -> list[str]:
-    """Catch the affected lists up in this request (one bounded call each), so the page after an
-    action shows its effect. Returns the errors of halted ones."""
-    return [
-        f"list {n} is halted and shows old state: {r.error}"
-        for n in sorted(set(names))
-        if (r := projection_catch_up(name=registry.get(n).projection_name)).error
-    ]
 
 
 class ListFilter(admin.SimpleListFilter):
@@ -280,8 +269,7 @@ class TodoItemAdmin(ReadOnlyAdmin):
         recorded = self.record_for_each(request, queryset, command)
         if not recorded:
             return
-        for error in lists_catch_up(i.list_name for i in recorded):
-            self.message_user(request, error, messages.WARNING)
+        self.catch_up_and_warn(request, (registry.get(i.list_name).projection_name for i in recorded))
         now = TodoItem.objects.filter(pk__in=[i.pk for i in recorded]).order_by("list_name", "key")
         for item in now[:10]:
             self.message_user(request, f"Item {item.key} on {item.list_name} is now {item_now(item)}.")

@@ -59,6 +59,10 @@ class TodoListRegistry(Registry[TodoList]):
             projection_registry.unregister(todo.projection_name)
         return todo
 
+    def affected_by(self, event_types: set[str]) -> list[str]:
+        """The projections of the lists these events open or close."""
+        return [t.projection_name for t in self.all() if event_types & {*t.opened_by, *t.closed_by}]
+
     def opened_by(self, event_types: set[str]) -> list[str]:
         return [t.name for t in self.all() if event_types & set(t.opened_by)]
 
