@@ -166,7 +166,13 @@ def test_a_killed_cluster_s_items_are_taken_over_within_seconds_and_charged_once
 
     orders = 20  # few enough that the survivor runs out of work before the dead leases end
     Schedule.objects.all().delete()  # only the takeover can finish the dead cluster's items
-    env = {"REDIS_URL": redis_broker, "Q_WORKERS": "1", "INPROCESS_GATEWAY_LATENCY_MS": "300"}
+    # A nudge per append (no coalescing), so both clusters get tasks and the victim holds items.
+    env = {
+        "REDIS_URL": redis_broker,
+        "Q_WORKERS": "1",
+        "INPROCESS_GATEWAY_LATENCY_MS": "300",
+        "TODO_NUDGE_COALESCE_SECONDS": "0",
+    }
     victim, survivor = start_qcluster(**env), start_qcluster(**env)
     subprocess.run(
         [
@@ -181,7 +187,7 @@ def test_a_killed_cluster_s_items_are_taken_over_within_seconds_and_charged_once
             "11",
         ],
         cwd=Path(__file__).resolve().parent.parent,
-        env={**os.environ, "DATABASE_URL": database_url_for_subprocess(), "REDIS_URL": redis_broker},
+        env={**os.environ, **env, "DATABASE_URL": database_url_for_subprocess()},
         check=True,
         capture_output=True,
     )
