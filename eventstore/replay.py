@@ -20,18 +20,17 @@ from collections.abc import Callable, Iterator
 from django.apps.registry import Apps
 from django.db import connection, models, transaction
 
-from eventstore.projections import (
+from eventstore.backends import backend
+from eventstore.catchup import (
     CatchUpResult,
-    Projection,
-    Table,
-    _apply_batch,
-    _checkpoint_locked,
-    _clear_error,
-    _Halt,
-    registry,
+    ProjectionHalted,
+    apply_batch,
+    checkpoint_locked,
+    clear_error,
     skipped_positions,
 )
-from eventstore.store import LogKey
+from eventstore.projection import Projection, Table, registry
+from eventstore.record import LogKey
 
 
 class ReplayRefused(RuntimeError):
@@ -75,11 +74,8 @@ def _create(shadow: type[models.Model]) -> None:
     # works inside a transaction on SQLite too.
     _drop(shadow)
     sql, params = connection.schema_editor().table_sql(shadow)
-    if connection.vendor == "postgresql":
-        # Disposable until the swap copies it: no WAL to write while building.
-        sql = sql.replace("CREATE TABLE", "CREATE UNLOGGED TABLE", 1)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(backend().shadow_table_sql(sql), params)
 
 
 def _columns(table: Table, include_key: bool = True) -> list[str]:
@@ -136,17 +132,10 @@ def _swap(table: Table, shadow: type[models.Model]) -> None:
 
 @contextlib.contextmanager
 def _one_rebuild_at_a_time(name: str) -> Iterator[None]:
-    if connection.vendor != "postgresql":
-        yield  # SQLite: one writer at a time anyway
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [f"rebuild:{name}"])
-        if not cursor.fetchone()[0]:
+    with backend().rebuild_lock(name) as locked:
+        if not locked:
             raise ReplayRefused(f"{name} is being rebuilt by another process; try again when it is done")
-        try:
-            yield
-        finally:
-            cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [f"rebuild:{name}"])
+        yield
 
 
 @dataclasses.dataclass
@@ -160,7 +149,7 @@ class _Shadow:
 
     def step(self) -> bool:
         """Apply one batch to the shadow tables; True when the head is reached."""
-        progress = _apply_batch(self.projection, self.key, self.batch_size, self.skips, self.models)
+        progress = apply_batch(self.projection, self.key, self.batch_size, self.skips, self.models)
         self.key, self.applied = progress.key, self.applied + progress.applied
         return progress.done
 
@@ -194,7 +183,7 @@ def projection_replay(
                 if progress:
                     progress(shadow.key.position)
             with transaction.atomic():
-                checkpoint = _checkpoint_locked(name)  # the live catch-ups wait from here
+                checkpoint = checkpoint_locked(name)  # the live catch-ups wait from here
                 shadow.skips |= set(checkpoint.skipped)  # recorded while the shadow was built
                 while not shadow.step():
                     pass
@@ -202,9 +191,9 @@ def projection_replay(
                     _swap(table, shadow.models[table.model])
                 checkpoint.tx_id, checkpoint.position = shadow.key.tx_id, shadow.key.position
                 checkpoint.skipped = sorted(shadow.skips)
-                _clear_error(checkpoint)
+                clear_error(checkpoint)
                 checkpoint.save()
-        except _Halt as halt:
+        except ProjectionHalted as halt:
             error = f"replay stopped at position {halt.recorded.position} ({halt.recorded.type}): "
             error += f"{type(halt.error).__name__}: {halt.error}"
             return CatchUpResult(name, 0, shadow.key.position, f"{error}; the live projection is unchanged")

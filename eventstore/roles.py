@@ -13,6 +13,7 @@ import re
 
 from django.db import connections, transaction
 
+from eventstore.backends import backend
 from eventstore.models import Event
 
 ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -59,7 +60,7 @@ def app_role_grant(*, role: str, using: str = "default") -> list[str]:
     roles (it could grant itself the owner's), or the owner or a member of it.
     """
     connection = connections[using]
-    if connection.vendor != "postgresql":
+    if not backend(using).has_roles:
         raise AppRoleRefused("database roles are PostgreSQL's; SQLite has none (see README)")
     if not ROLE_NAME.fullmatch(role):
         raise AppRoleRefused(f"role name {role!r} must be lower-case letters, digits and _ (at most 63)")

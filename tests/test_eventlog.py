@@ -8,11 +8,11 @@ from django.db import DatabaseError, connection, transaction
 
 from eventstore.events import DomainEvent, UnknownEventType, event_type
 from eventstore.models import Event
+from eventstore.record import LogKey
 from eventstore.store import (
     ConcurrencyError,
     correlation_read,
     event_append,
-    log_iter,
     log_read,
     stream_read,
 )
@@ -91,10 +91,14 @@ def test_payload_types_and_schema_versions_round_trip(scoped_event_types):
     assert second == Priced(amount=decimal.Decimal("1.10"), currency="EUR")
 
 
-def test_log_iter_reads_everything_in_batches():
+def test_log_read_reads_everything_in_batches_from_the_last_key():
     for i in range(7):
         event_append(stream_id=f"s-{i % 3}", events=[ThingHappened(n=i)], expected_version=None)
-    assert [e.data["n"] for e in log_iter(batch_size=3)] == list(range(7))
+    seen, key = [], LogKey()
+    while batch := log_read(after=key, limit=3):
+        seen += [e.data["n"] for e in batch]
+        key = batch[-1].key
+    assert seen == list(range(7))
 
 
 @requires_postgres("the append-only trigger is PostgreSQL's")

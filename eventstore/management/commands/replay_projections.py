@@ -3,8 +3,9 @@ import multiprocessing
 import sys
 
 from django.core.management.base import CommandError
-from django.db import connection, connections
+from django.db import connections
 
+from eventstore.backends import backend
 from eventstore.projections import registry
 from eventstore.registry import NotRegistered
 from eventstore.replay import ReplayRefused, projection_replay
@@ -36,7 +37,7 @@ class Command(MigratedCommand):
             raise CommandError("--batch-size must be a positive integer.")
         if jobs < 1:
             raise CommandError("--jobs must be a positive integer.")
-        if jobs > 1 and connection.vendor != "postgresql":
+        if jobs > 1 and not backend().concurrent_writers:
             raise CommandError("--jobs needs PostgreSQL: SQLite has one writer at a time.")
         try:
             selected = [registry.get(n).name for n in names] or registry.names()

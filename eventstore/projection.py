@@ -1,0 +1,193 @@
+"""Declaring a projection: plain functions that apply batches of typed events, registered
+explicitly, no Django signals.
+
+A projection is a name, the event types it handles, and one `apply(batch)` function that writes a
+whole batch of events in a constant number of statements (`row_projection` builds one for the
+common "one row per key" read model: one SELECT of the batch's rows, a fold in memory, one upsert).
+Handlers only ever see typed, upcast events (`Envelope.event`), decoded by the engine
+(eventstore/catchup.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
+
+from django.db import models
+
+from eventstore.backends import backend
+from eventstore.record import RecordedEvent
+from eventstore.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Envelope:
+    """A typed event with its place in the log: what every handler receives."""
+
+    event: Any
+    recorded: RecordedEvent
+
+    @property
+    def type(self) -> str:
+        return self.recorded.type
+
+    @property
+    def position(self) -> int:
+        return self.recorded.position
+
+    @property
+    def stream_id(self) -> str:
+        return self.recorded.stream_id
+
+    @property
+    def correlation_id(self) -> str:
+        return self.recorded.correlation_id
+
+    @property
+    def causation_id(self) -> str:
+        return self.recorded.causation_id
+
+    @property
+    def actor(self) -> str:
+        return self.recorded.actor
+
+    @property
+    def recorded_at(self) -> datetime.datetime:
+        return self.recorded.recorded_at
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """The events one `apply` call writes, and the model classes to write them to: the live
+    tables, or a replay's shadow copies of them."""
+
+    events: Sequence[Envelope]
+    models: Mapping[type[models.Model], type[models.Model]] = dataclasses.field(default_factory=dict)
+
+    def model(self, model: type[models.Model]) -> type[models.Model]:
+        return self.models.get(model, model)
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """A table a projection writes, for the replay's shadow copy and swap.
+
+    `key`: the columns that identify a row across a rebuild (empty: the table's rows are replaced
+    wholesale). `scope`: column values that select this projection's rows when several projections
+    share the table. `operational`: columns the log does not hold (claims), kept through a swap.
+    """
+
+    model: type[models.Model]
+    key: tuple[str, ...] = ()
+    scope: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    operational: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Projection:
+    name: str
+    handles: tuple[str, ...]
+    apply: Callable[[Batch], None]
+    """Writes a whole batch; it must not call gateways or append events (replay runs it too)."""
+    tables: tuple[Table, ...] = ()
+    title: str = ""
+
+    @property
+    def types(self) -> list[str]:
+        return sorted(set(self.handles))
+
+
+registry: Registry[Projection] = Registry("projection")
+
+
+# --- one row per key ---------------------------------------------------------------------------------
+
+Row = dict[str, Any]
+RowHandler = Callable[[Row | None, Envelope], Row | None]
+
+
+def row_projection(
+    *,
+    name: str,
+    model: type[models.Model],
+    key_field: str,
+    key: Callable[[Envelope], Hashable | None],
+    handlers: Mapping[str, RowHandler],
+    scope: Mapping[str, Any] | None = None,
+    operational: tuple[str, ...] = (),
+    title: str = "",
+) -> Projection:
+    """A read model with one row per key, written a batch at a time in two statements.
+
+    `key(envelope)` names the row an event is about (None: not this projection's business).
+    `handlers[type](row, envelope)` gets that row as a dict (None if there is none yet) and
+    returns it changed, or None to leave it alone. Rows are loaded with one SELECT, folded in
+    memory in log order, and written back with one INSERT ... ON CONFLICT DO UPDATE.
+    """
+    scope = dict(scope or {})
+    fields = [f for f in model._meta.concrete_fields if not (f.primary_key and f.name != key_field)]
+    projected = [f.name for f in fields if f.name not in operational]
+    updated = [f for f in projected if f != key_field and f not in scope]
+    unique = [*scope, key_field]
+
+    def apply(batch: Batch) -> None:
+        target = batch.model(model)
+        keyed = [(key(e), e) for e in batch.events]
+        keys = {k for k, _ in keyed if k is not None}
+        if not keys:
+            return
+        rows: dict[Any, Row] = {
+            r[key_field]: r
+            for r in target.objects.filter(**scope, **{f"{key_field}__in": keys}).values(*projected)
+        }
+        touched: set[Any] = set()
+        for k, envelope in keyed:
+            if k is None:
+                continue
+            handler = handlers.get(envelope.type)
+            changed = handler(rows.get(k), envelope) if handler else None
+            if changed is not None:
+                rows[k] = {**changed, **scope, key_field: k}
+                touched.add(k)
+        if touched:
+            _upsert(target, [rows[k] for k in touched], unique=unique, updated=updated, fresh=operational)
+
+    return Projection(
+        name=name,
+        title=title,
+        handles=tuple(handlers),
+        apply=apply,
+        tables=(Table(model=model, key=tuple(unique), scope=scope, operational=operational),),
+    )
+
+
+def _upsert(
+    model: type[models.Model],
+    rows: list[Row],
+    *,
+    unique: list[str],
+    updated: list[str],
+    fresh: tuple[str, ...],
+) -> None:
+    """INSERT ... ON CONFLICT (unique) DO UPDATE SET (updated) for all rows, in one statement
+    (Django's bulk_create spends more time preparing values than the database spends writing
+    them). Columns in `fresh` (operational state such as claims) get their defaults on insert
+    and are never overwritten."""
+    meta = model._meta
+    fields = [meta.get_field(name) for name in rows[0]]
+    fields += [f for f in meta.concrete_fields if f.name in fresh and not f.primary_key]
+    db = backend()
+    values = []
+    for f in fields:
+        convert = db.converter(f)
+        default = f.get_default() if any(f.name not in row for row in rows) else None
+        values.append([convert(row.get(f.name, default)) for row in rows])
+    db.upsert(
+        model,
+        fields,
+        values,
+        unique=[meta.get_field(n).column for n in unique],
+        updated=[meta.get_field(n).column for n in updated],
+    )
