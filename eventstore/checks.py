@@ -1,11 +1,11 @@
 """System checks: a projection may only handle registered event types, and every registered type
 must be handled somewhere. They run with `manage.py check`, the test session and the cluster's
-start, so a misspelt type name fails loudly instead of leaving items open."""
+start, so a forgotten type fails loudly instead of leaving items open."""
 
 from django.core import checks
 
 from eventstore.events import ProjectionEventSkipped, registered_types
-from eventstore.projections import registry
+from eventstore.projections import HandlersByName, registry
 
 
 @checks.register()
@@ -13,16 +13,26 @@ def projections_handle_registered_types(app_configs=None, **kwargs) -> list[chec
     known = registered_types()
     errors: list[checks.CheckMessage] = [
         checks.Error(
+            f"Projection {projection.name!r} handles {cls.__qualname__}, which is not a registered event type.",
+            hint="Decorate it with @event_type(name).",
+            id="eventstore.E001",
+        )
+        for projection in registry.all()
+        for cls in projection.handles
+        if known.get(getattr(cls, "event_type", "")) is not cls
+    ]
+    errors += [
+        checks.Error(
             f"Projection {projection.name!r} handles {name!r}, which is not a registered event type.",
             hint=f"Registered types: {', '.join(sorted(known))}.",
             id="eventstore.E001",
         )
         for projection in registry.all()
-        for name in projection.handles
-        if name not in known
+        if isinstance(projection.handles, HandlersByName)
+        for name in projection.handles.unknown_names()
     ]
     # The engine itself honours skips; every other type needs a projection that reads it.
-    handled = {name for p in registry.all() for name in p.handles} | {ProjectionEventSkipped.event_type}
+    handled = {name for p in registry.all() for name in p.types} | {ProjectionEventSkipped.event_type}
     errors += [
         checks.Error(
             f"Event type {name!r} is registered but no projection handles it: it would be recorded "

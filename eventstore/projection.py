@@ -12,21 +12,24 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
 from django.db import models
 
 from eventstore.backends import backend
+from eventstore.events import DomainEvent, registered_types
 from eventstore.record import RecordedEvent
 from eventstore.registry import Registry
 
+E = TypeVar("E", bound=DomainEvent)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(Generic[E]):
     """A typed event with its place in the log: what every handler receives."""
 
-    event: Any
+    event: E
     recorded: RecordedEvent
 
     @property
@@ -63,7 +66,7 @@ class Batch:
     """The events one `apply` call writes, and the model classes to write them to: the live
     tables, or a replay's shadow copies of them."""
 
-    events: Sequence[Envelope]
+    events: Sequence[Envelope[DomainEvent]]
     models: Mapping[type[models.Model], type[models.Model]] = dataclasses.field(default_factory=dict)
 
     def model(self, model: type[models.Model]) -> type[models.Model]:
@@ -88,7 +91,7 @@ class Table:
 @dataclasses.dataclass(frozen=True)
 class Projection:
     name: str
-    handles: tuple[str, ...]
+    handles: Collection[type[DomainEvent]]
     apply: Callable[[Batch], None]
     """Writes a whole batch; it must not call gateways or append events (replay runs it too)."""
     tables: tuple[Table, ...] = ()
@@ -96,7 +99,8 @@ class Projection:
 
     @property
     def types(self) -> list[str]:
-        return sorted(set(self.handles))
+        """The type names of the events it handles, as the log stores them."""
+        return sorted({cls.event_type for cls in self.handles})
 
 
 registry: Registry[Projection] = Registry("projection")
@@ -105,7 +109,47 @@ registry: Registry[Projection] = Registry("projection")
 # --- one row per key ---------------------------------------------------------------------------------
 
 Row = dict[str, Any]
-RowHandler = Callable[[Row | None, Envelope], Row | None]
+# A handler takes the envelope of the event class it is registered for (Envelope[OrderPlaced]).
+RowHandler = Callable[[Row | None, Envelope[Any]], Row | None]
+
+
+class HandlersByName(Mapping[type[DomainEvent], RowHandler]):
+    """Handlers keyed by event class, some of them named by another app's published type name
+    (payments folds orders' OrderPlaced without importing orders). The names become classes
+    when first used, once every app has registered its events; a name no app registers is left
+    out, and the system checks name it."""
+
+    def __init__(
+        self,
+        by_name: Mapping[str, RowHandler],
+        by_class: Mapping[type[DomainEvent], RowHandler] | None = None,
+    ) -> None:
+        self._by_name = dict(by_name)
+        self._by_class = dict(by_class or {})
+        self._resolved: dict[type[DomainEvent], RowHandler] | None = None
+
+    def _handlers(self) -> dict[type[DomainEvent], RowHandler]:
+        if self._resolved is not None:
+            return self._resolved
+        known = registered_types()
+        handlers = {known[n]: h for n, h in self._by_name.items() if n in known} | self._by_class
+        if len(handlers) == len(self._by_name) + len(self._by_class):
+            self._resolved = handlers  # all found: they never change again
+        return handlers
+
+    def unknown_names(self) -> list[str]:
+        """The names no app registers (yet)."""
+        known = registered_types()
+        return sorted(n for n in self._by_name if n not in known)
+
+    def __getitem__(self, cls: type[DomainEvent]) -> RowHandler:
+        return self._handlers()[cls]
+
+    def __iter__(self) -> Iterator[type[DomainEvent]]:
+        return iter(self._handlers())
+
+    def __len__(self) -> int:
+        return len(self._handlers())
 
 
 def row_projection(
@@ -113,8 +157,8 @@ def row_projection(
     name: str,
     model: type[models.Model],
     key_field: str,
-    key: Callable[[Envelope], Hashable | None],
-    handlers: Mapping[str, RowHandler],
+    key: Callable[[Envelope[Any]], Hashable | None],
+    handlers: Mapping[type[DomainEvent], RowHandler],
     scope: Mapping[str, Any] | None = None,
     operational: tuple[str, ...] = (),
     title: str = "",
@@ -122,7 +166,7 @@ def row_projection(
     """A read model with one row per key, written a batch at a time in two statements.
 
     `key(envelope)` names the row an event is about (None: not this projection's business).
-    `handlers[type](row, envelope)` gets that row as a dict (None if there is none yet) and
+    `handlers[event class](row, envelope)` gets that row as a dict (None if there is none yet) and
     returns it changed, or None to leave it alone. Rows are loaded with one SELECT, folded in
     memory in log order, and written back with one INSERT ... ON CONFLICT DO UPDATE.
     """
@@ -143,10 +187,11 @@ def row_projection(
             for r in target.objects.filter(**scope, **{f"{key_field}__in": keys}).values(*projected)
         }
         touched: set[Any] = set()
+        get = handlers.get
         for k, envelope in keyed:
             if k is None:
                 continue
-            handler = handlers.get(envelope.type)
+            handler = get(type(envelope.event))
             changed = handler(rows.get(k), envelope) if handler else None
             if changed is not None:
                 rows[k] = {**changed, **scope, key_field: k}
@@ -157,7 +202,7 @@ def row_projection(
     return Projection(
         name=name,
         title=title,
-        handles=tuple(handlers),
+        handles=handlers,  # its keys, read when used: HandlersByName resolves late
         apply=apply,
         tables=(Table(model=model, key=tuple(unique), scope=scope, operational=operational),),
     )

@@ -18,6 +18,7 @@ from eventstore.models import Event, ProjectionCheckpoint
 from eventstore.projection import (
     Batch,
     Envelope,
+    HandlersByName,
     Projection,
     Row,
     RowHandler,
@@ -32,6 +33,7 @@ __all__ = [
     "Batch",
     "CatchUpResult",
     "Envelope",
+    "HandlersByName",
     "Projection",
     "ProjectionStatus",
     "Row",
@@ -150,7 +152,7 @@ def projection_skip(
     target = Event.objects.filter(position=position).first()
     if target is None:
         raise SkipRefused(f"there is no event at position {position}")
-    if target.type not in projection.handles:
+    if target.type not in projection.types:
         raise SkipRefused(f"{name} does not handle {target.type} events (position {position})")
     with transaction.atomic():
         checkpoint = checkpoint_locked(name)

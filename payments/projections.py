@@ -1,8 +1,10 @@
 """The Payment read model: one row per order's payment, folded from typed events a batch at a time."""
 
-from eventstore.projections import Envelope, Row, row_projection
+from eventstore.projections import Envelope, HandlersByName, Row, row_projection
 from payments.commands import PAYMENTS_LIST
+from payments.events import PaymentFailed, PaymentIssued, PaymentStarted
 from payments.models import Payment
+from todolists.events import TodoAttemptFailed, TodoRetryRequested
 
 
 def _key(e: Envelope) -> str | None:
@@ -73,12 +75,14 @@ payments = row_projection(
     model=Payment,
     key_field="order_id",
     key=_key,
-    handlers={
-        "OrderPlaced": on_order_placed,
-        "PaymentStarted": on_started,
-        "PaymentIssued": on_issued,
-        "PaymentFailed": on_failed,
-        "TodoAttemptFailed": on_attempt_failed,
-        "TodoRetryRequested": on_retry,
-    },
+    handlers=HandlersByName(
+        {"OrderPlaced": on_order_placed},  # orders' event, known by its published name
+        {
+            PaymentStarted: on_started,
+            PaymentIssued: on_issued,
+            PaymentFailed: on_failed,
+            TodoAttemptFailed: on_attempt_failed,
+            TodoRetryRequested: on_retry,
+        },
+    ),
 )

@@ -111,7 +111,7 @@ def _apply_things(batch: Batch) -> None:
 registry.register(
     Projection(
         name="test_applied",
-        handles=("TestThingHappened",),
+        handles=(ThingHappened,),
         apply=_apply_things,
         tables=(Table(model=Applied),),
     )

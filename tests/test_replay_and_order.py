@@ -52,7 +52,7 @@ def test_two_lists_rebuilt_at_once_each_keep_their_own_rows(place_orders):
 
 def test_a_projection_without_declared_tables_is_not_replayed_on_top_of_itself(monkeypatch):
     counted = []
-    projection = Projection(name="test_counter", handles=("TestThingHappened",), apply=counted.append)
+    projection = Projection(name="test_counter", handles=(ThingHappened,), apply=counted.append)
     monkeypatch.setitem(registry._items, projection.name, projection)
     with pytest.raises(ReplayRefused, match="declares no tables"):
         projection_replay(name="test_counter")
@@ -78,7 +78,7 @@ def test_an_upcaster_that_raises_halts_the_projection_where_it_shows(scoped_even
         stream_id="r", stream_version=1, type="TestRenamed", schema_version=1, data={"old": None},
         recorded_at="2026-01-01T00:00Z",
     )  # fmt: skip
-    projection = Projection(name="test_renamed", handles=("TestRenamed",), apply=lambda batch: None)
+    projection = Projection(name="test_renamed", handles=(Renamed,), apply=lambda batch: None)
     monkeypatch.setitem(registry._items, projection.name, projection)
     result = projection_catch_up(name="test_renamed")
     assert "AttributeError" in result.error

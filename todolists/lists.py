@@ -11,7 +11,7 @@ import dataclasses
 import datetime
 from collections.abc import Callable, Mapping
 
-from eventstore.projections import Envelope, Projection, Row, RowHandler, row_projection
+from eventstore.projections import Envelope, HandlersByName, Projection, Row, RowHandler, row_projection
 from eventstore.projections import registry as projection_registry
 from eventstore.registry import Registry
 from todolists.events import TodoAttemptFailed, TodoItemParked, TodoRetryRequested
@@ -134,13 +134,13 @@ def _projection(todo: TodoList) -> Projection:
             return None
         return {**row, **RETRIED}
 
-    handlers: dict[str, RowHandler] = {t: on_open for t in todo.opened_by}
-    handlers |= {t: on_close for t in todo.closed_by}
-    handlers |= {
-        "TodoAttemptFailed": on_attempt_failed,
-        "TodoItemParked": on_parked,
-        "TodoRetryRequested": on_retry,
-    }
+    # A list's events are other apps', named by their published type names.
+    by_name: dict[str, RowHandler] = {t: on_open for t in todo.opened_by}
+    by_name |= {t: on_close for t in todo.closed_by}
+    handlers = HandlersByName(
+        by_name,
+        {TodoAttemptFailed: on_attempt_failed, TodoItemParked: on_parked, TodoRetryRequested: on_retry},
+    )
     return row_projection(
         name=todo.projection_name,
         title=todo.title,
