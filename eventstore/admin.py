@@ -1,25 +1,41 @@
 import json
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
 from django.utils.html import format_html
 
 from eventstore.models import Event, ProjectionCheckpoint
 from eventstore.projections import projection_catch_up
 
+if TYPE_CHECKING:
+    ModelAdmin = admin.ModelAdmin[Any]
+else:
+    ModelAdmin = admin.ModelAdmin
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+
+class ReadOnlyAdmin(ModelAdmin):
     """Projections and the log are never edited by hand: state changes are recorded as events."""
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def record_for_each(self, request, queryset, command, *, refused=(ValueError,)) -> list:
+    def record_for_each(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Any],
+        command: Callable[[Any], object],
+        *,
+        refused: tuple[type[Exception], ...] = (ValueError,),
+    ) -> list[Any]:
         """An admin action's body: run a command that appends an event for each selected row and
         report each refusal with its reason, never a half-run 500. Returns the rows it recorded
         for; the caller says what they are now (no success message when nothing was recorded)."""
@@ -32,7 +48,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
                 self.message_user(request, f"Refused: {exc}", messages.ERROR)
         return recorded
 
-    def catch_up_and_warn(self, request, projection_names) -> None:
+    def catch_up_and_warn(self, request: HttpRequest, projection_names: Iterable[str]) -> None:
         """Catch the projections an action touched up in this request (one bounded call each), so
         the page after it shows its effect; say which are halted and so show old state."""
         for name in sorted(set(projection_names)):
@@ -40,7 +56,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{name} is halted and shows old state: {error}", messages.WARNING)
 
 
-def pretty_json(value) -> str:
+def pretty_json(value: object) -> str:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
 
 
@@ -57,7 +73,7 @@ class EventAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["type", "actor"]
     search_fields = ["=stream_id", "=correlation_id", "=type"]
-    fields = [
+    fields = (
         "position",
         "type",
         "schema_version",
@@ -68,7 +84,7 @@ class EventAdmin(ReadOnlyAdmin):
         "actor",
         "recorded_at",
         "payload",
-    ]
+    )
     readonly_fields = fields
     show_full_result_count = False  # counting a long log on every page view is slow
 

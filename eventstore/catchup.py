@@ -14,15 +14,15 @@ show it), and the next catch-up tries again. The way past a poison event is an o
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 
 import psycopg
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from eventstore.events import InvalidEvent, ProjectionEventSkipped
+from eventstore.events import DomainEvent, InvalidEvent, ProjectionEventSkipped
 from eventstore.models import ProjectionCheckpoint
-from eventstore.projection import Batch, Envelope, Projection, registry
+from eventstore.projection import Batch, Envelope, ModelMap, Projection, registry
 from eventstore.record import LogKey, RecordedEvent
 from eventstore.store import log_read, log_scan
 
@@ -48,11 +48,8 @@ def checkpoint_locked(name: str) -> ProjectionCheckpoint:
 def skipped_positions(*, name: str) -> set[int]:
     """Positions the operators told projection `name` to pass over, from their events in the log
     (the truth a replay starts from; live catch-ups read the checkpoint's copy)."""
-    return {
-        e.event.position
-        for e in log_read(types=[ProjectionEventSkipped.event_type], limit=1_000_000)
-        if e.event.projection == name
-    }
+    skips = (e.event for e in log_read(types=[ProjectionEventSkipped.event_type], limit=1_000_000))
+    return {e.position for e in skips if isinstance(e, ProjectionEventSkipped) and e.projection == name}
 
 
 class ProjectionHalted(Exception):
@@ -66,7 +63,7 @@ class ProjectionHalted(Exception):
         self.applied = 0
 
 
-def _decode(events: Iterable[RecordedEvent]) -> Iterable[Envelope]:
+def _decode(events: Iterable[RecordedEvent]) -> Iterable[Envelope[DomainEvent]]:
     for recorded in events:
         try:
             yield Envelope(event=recorded.event, recorded=recorded)
@@ -78,10 +75,10 @@ def _decode(events: Iterable[RecordedEvent]) -> Iterable[Envelope]:
 OPERATIONAL_ERRORS = (OperationalError, psycopg.OperationalError)
 
 
-def _apply_events(projection: Projection, events: list[RecordedEvent], models_: Mapping) -> None:
+def _apply_events(projection: Projection, events: list[RecordedEvent], models_: ModelMap) -> None:
     """Apply in one savepoint; if anything fails, find the first bad event (keeping those before
     it, each applied alone) and raise ProjectionHalted for it."""
-    envelopes: list[Envelope] = []
+    envelopes: list[Envelope[DomainEvent]] = []
     unreadable: ProjectionHalted | None = None
     try:
         envelopes.extend(_decode(events))
@@ -124,7 +121,7 @@ def apply_batch(
     key: LogKey,
     batch_size: int,
     skips: set[int],
-    models_: Mapping = {},
+    models_: ModelMap | None = None,
 ) -> BatchProgress:
     """Apply the next batch after `key`. Raises ProjectionHalted with the events before the bad one applied."""
     events, last, scanned = log_scan(after=key, limit=batch_size, types=projection.types)
@@ -133,10 +130,10 @@ def apply_batch(
     wanted = [e for e in events if e.position not in skips]
     progress = BatchProgress(last, skipped=len(events) - len(wanted), done=scanned < batch_size)
     try:
-        _apply_events(projection, wanted, models_)
+        _apply_events(projection, wanted, models_ or {})
     except ProjectionHalted as halt:
-        good = [e for e in wanted if (e.tx_id, e.position) < (halt.recorded.tx_id, halt.recorded.position)]
-        halt.before = LogKey(good[-1].tx_id, good[-1].position) if good else key
+        good = [e for e in wanted if e.key < halt.recorded.key]
+        halt.before = good[-1].key if good else key
         halt.applied = len(good)
         raise
     progress.applied = len(wanted)

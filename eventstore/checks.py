@@ -2,6 +2,8 @@
 must be handled somewhere. They run with `manage.py check`, the test session and the cluster's
 start, so a forgotten type fails loudly instead of leaving items open."""
 
+from typing import Any
+
 from django.core import checks
 
 from eventstore.events import ProjectionEventSkipped, registered_types
@@ -9,7 +11,7 @@ from eventstore.projections import HandlersByName, registry
 
 
 @checks.register()
-def projections_handle_registered_types(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def projections_handle_registered_types(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     known = registered_types()
     errors: list[checks.CheckMessage] = [
         checks.Error(

@@ -14,11 +14,13 @@ encode + decode of an OrderPlaced costs about 2.2 µs against 5.8 µs (see bench
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 import msgspec
 
 
+# Every subclass is frozen and keyword-only too (msgspec inherits the options; this tells type checkers).
+@dataclass_transform(field_specifiers=(msgspec.field,), frozen_default=True, kw_only_default=True)
 class DomainEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Base of every event type: keyword-only, immutable, and strict about its fields."""
 
@@ -46,14 +48,15 @@ class UnknownEventType(LookupError):
 
 
 _REGISTRY: dict[str, type[DomainEvent]] = {}
-_UPCASTERS: dict[str, dict[int, Callable[[dict], dict]]] = {}
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+_UPCASTERS: dict[str, dict[int, Upcaster]] = {}
 _RULES: dict[str, list[Callable[[Any], None]]] = {}
 
 E = TypeVar("E", bound=type[DomainEvent])
 
 
 def event_type(
-    name: str, *, version: int = 1, upcasters: Mapping[int, Callable[[dict], dict]] | None = None
+    name: str, *, version: int = 1, upcasters: Mapping[int, Upcaster] | None = None
 ) -> Callable[[E], E]:
     """Register a DomainEvent subclass as the event type `name`.
 
@@ -113,7 +116,7 @@ def event_encode(event: DomainEvent) -> dict[str, Any]:
     if _REGISTRY.get(name) is not cls:
         raise UnknownEventType(name)
     try:
-        data = msgspec.to_builtins(event)
+        data: dict[str, Any] = msgspec.to_builtins(event)
         # Construction does not check field types; a round trip through the declared type does.
         msgspec.convert(data, cls, strict=True)
     except (msgspec.ValidationError, TypeError) as exc:

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.db import models
 
 
@@ -6,11 +8,16 @@ class TransactionId(models.Func):
 
     output_field = models.BigIntegerField()
 
-    def as_sql(self, compiler, connection, **extra_context):
-        return "0", []
+    def as_sql(
+        self, compiler: Any, connection: Any, function: Any = None, template: Any = None,
+        arg_joiner: Any = None, **extra_context: Any,
+    ) -> tuple[str, tuple[Any, ...]]:  # fmt: skip
+        return "0", ()
 
-    def as_postgresql(self, compiler, connection, **extra_context):
-        return "(pg_current_xact_id()::text::bigint)", []
+    def as_postgresql(
+        self, compiler: Any, connection: Any, **extra_context: Any
+    ) -> tuple[str, tuple[Any, ...]]:
+        return "(pg_current_xact_id()::text::bigint)", ()
 
 
 class Event(models.Model):

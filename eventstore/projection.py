@@ -15,9 +15,10 @@ import datetime
 from collections.abc import Callable, Collection, Hashable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
-from django.db import models
+from django.db.models import Model
 
 from eventstore.backends import backend
+from eventstore.backends.base import column, model_field
 from eventstore.events import DomainEvent, registered_types
 from eventstore.record import RecordedEvent
 from eventstore.registry import Registry
@@ -61,15 +62,19 @@ class Envelope(Generic[E]):
         return self.recorded.recorded_at
 
 
+# A replay's shadow model for each live model a projection writes.
+ModelMap = Mapping[type[Model], type[Model]]
+
+
 @dataclasses.dataclass(frozen=True)
 class Batch:
     """The events one `apply` call writes, and the model classes to write them to: the live
     tables, or a replay's shadow copies of them."""
 
     events: Sequence[Envelope[DomainEvent]]
-    models: Mapping[type[models.Model], type[models.Model]] = dataclasses.field(default_factory=dict)
+    models: ModelMap = dataclasses.field(default_factory=dict)
 
-    def model(self, model: type[models.Model]) -> type[models.Model]:
+    def model(self, model: type[Model]) -> type[Model]:
         return self.models.get(model, model)
 
 
@@ -82,7 +87,7 @@ class Table:
     share the table. `operational`: columns the log does not hold (claims), kept through a swap.
     """
 
-    model: type[models.Model]
+    model: type[Model]
     key: tuple[str, ...] = ()
     scope: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     operational: tuple[str, ...] = ()
@@ -155,7 +160,7 @@ class HandlersByName(Mapping[type[DomainEvent], RowHandler]):
 def row_projection(
     *,
     name: str,
-    model: type[models.Model],
+    model: type[Model],
     key_field: str,
     key: Callable[[Envelope[Any]], Hashable | None],
     handlers: Mapping[type[DomainEvent], RowHandler],
@@ -184,7 +189,7 @@ def row_projection(
             return
         rows: dict[Any, Row] = {
             r[key_field]: r
-            for r in target.objects.filter(**scope, **{f"{key_field}__in": keys}).values(*projected)
+            for r in target._default_manager.filter(**scope, **{f"{key_field}__in": keys}).values(*projected)
         }
         touched: set[Any] = set()
         get = handlers.get
@@ -209,7 +214,7 @@ def row_projection(
 
 
 def _upsert(
-    model: type[models.Model],
+    model: type[Model],
     rows: list[Row],
     *,
     unique: list[str],
@@ -221,7 +226,7 @@ def _upsert(
     them). Columns in `fresh` (operational state such as claims) get their defaults on insert
     and are never overwritten."""
     meta = model._meta
-    fields = [meta.get_field(name) for name in rows[0]]
+    fields = [model_field(model, name) for name in rows[0]]
     fields += [f for f in meta.concrete_fields if f.name in fresh and not f.primary_key]
     db = backend()
     values = []
@@ -233,6 +238,6 @@ def _upsert(
         model,
         fields,
         values,
-        unique=[meta.get_field(n).column for n in unique],
-        updated=[meta.get_field(n).column for n in updated],
+        unique=[column(model_field(model, n)) for n in unique],
+        updated=[column(model_field(model, n)) for n in updated],
     )

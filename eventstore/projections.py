@@ -7,6 +7,7 @@ their public names are here too, so apps import projections from one place.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
@@ -72,7 +73,7 @@ class ProjectionStatus:
     """Age of the oldest running write transaction, which readers cannot read past (PostgreSQL)."""
     held_back_pid: int | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 

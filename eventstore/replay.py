@@ -16,11 +16,13 @@ import contextlib
 import dataclasses
 import hashlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from django.apps.registry import Apps
 from django.db import connection, models, transaction
 
 from eventstore.backends import backend
+from eventstore.backends.base import column, model_field
 from eventstore.catchup import (
     CatchUpResult,
     ProjectionHalted,
@@ -43,7 +45,7 @@ def _shadow_model(model: type[models.Model], projection: str) -> type[models.Mod
     registered in a private app registry so Django's own registry never sees it."""
     meta = model._meta
     suffix = hashlib.sha1(projection.encode()).hexdigest()[:8]
-    attrs: dict = {"__module__": model.__module__}
+    attrs: dict[str, Any] = {"__module__": model.__module__}
     for field in meta.local_concrete_fields:
         attrs[field.name] = field.clone()
     constraints = [
@@ -88,7 +90,7 @@ def _columns(table: Table, include_key: bool = True) -> list[str]:
             continue  # a surrogate id: the live table keeps its own
         if not include_key and field.name in table.key:
             continue
-        names.append(field.column)
+        names.append(column(field))
     return names
 
 
@@ -109,13 +111,13 @@ def _swap(table: Table, shadow: type[models.Model]) -> None:
                 scope_params,
             )
             return
-        keys = [table.model._meta.get_field(k).column for k in table.key]
+        keys = [column(model_field(table.model, k)) for k in table.key]
         updates = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in _columns(table, include_key=False))
         # A new row starts with the operational columns' defaults; an existing row keeps its own.
         operational = [
             f for f in table.model._meta.concrete_fields if f.name in table.operational and not f.primary_key
         ]
-        fresh = "".join(f", {q(f.column)}" for f in operational)
+        fresh = "".join(f", {q(column(f))}" for f in operational)
         defaults = "".join(", %s" for _ in operational)
         # (The WHERE also keeps SQLite's parser apart from ON CONFLICT.)
         cursor.execute(

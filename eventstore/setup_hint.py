@@ -6,9 +6,12 @@ system pays nothing for it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 
 HINT = "The database is not migrated: run `python manage.py migrate` first."
 
@@ -29,7 +32,7 @@ def database_unmigrated() -> bool:
 class MigratedCommand(BaseCommand):
     """A management command that answers an unmigrated database with the hint."""
 
-    def execute(self, *args, **options):
+    def execute(self, *args: Any, **options: Any) -> str | None:
         try:
             return super().execute(*args, **options)
         except DatabaseError as exc:
@@ -41,13 +44,13 @@ class MigratedCommand(BaseCommand):
 class UnmigratedDatabaseMiddleware:
     """Answers 503 with the hint, instead of a 500 page, when the tables are not there yet."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         return self.get_response(request)
 
-    def process_exception(self, request, exception):
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, DatabaseError) and database_unmigrated():
             return HttpResponse(HINT, status=503, content_type="text/plain; charset=utf-8")
         return None

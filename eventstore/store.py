@@ -17,13 +17,9 @@ from eventstore.backends import Backend, backend
 from eventstore.backends.base import Appended
 from eventstore.events import DomainEvent, event_encode
 from eventstore.models import Event
-from eventstore.record import (
-    POSITION_INDEX,
-    TX_ID_INDEX,
-    TYPE_INDEX,
-    LogKey,
-    RecordedEvent,
-)
+from eventstore.record import POSITION_INDEX, TX_ID_INDEX, TYPE_INDEX
+from eventstore.record import LogKey as LogKey  # the store's readers' own types, re-exported
+from eventstore.record import RecordedEvent as RecordedEvent
 
 # Retries of an append "at the end of the stream" (expected_version=None) that lost a race.
 _END_OF_STREAM_RETRIES = 5

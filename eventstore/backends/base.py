@@ -107,3 +107,17 @@ def select_sql(
         sql += f" AND {in_types}"
         params += list(types)
     return sql, params
+
+
+def model_field(model: type[Model], name: str) -> Field[Any, Any]:
+    """The field of a column of `model` (not a relation's reverse side)."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, Field):
+        raise TypeError(f"{model.__name__}.{name} is not a column")
+    return field
+
+
+def column(field: Field[Any, Any]) -> str:
+    if field.column is None:
+        raise TypeError(f"{field} has no column")
+    return field.column

@@ -38,7 +38,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, JSONField, Model
 from psycopg.types.json import Jsonb
 
-from eventstore.backends.base import Appended, select_sql
+from eventstore.backends.base import Appended, column, select_sql
 from eventstore.record import DATA_INDEX, LogKey, RecordedEvent
 
 _VARCHAR_N = re.compile(r"^varchar\(\d+\)$")
@@ -144,10 +144,12 @@ class PostgreSQLBackend:
 
     def recorded(self, rows: Sequence[tuple[Any, ...]]) -> list[RecordedEvent]:
         decode = msgspec.json.decode
-        return [
-            RecordedEvent(*r[:DATA_INDEX], decode(r[DATA_INDEX]), *r[DATA_INDEX + 1 :])  # type: ignore[misc]
-            for r in rows
-        ]
+        events = []
+        for r in rows:
+            values = list(r)
+            values[DATA_INDEX] = decode(values[DATA_INDEX])
+            events.append(RecordedEvent(*values))
+        return events
 
     def held_back(self) -> tuple[float, int] | None:
         with connection.cursor() as cursor:
@@ -189,7 +191,7 @@ class PostgreSQLBackend:
         # would truncate silently, while the INSERT's own assignment cast refuses a value that
         # is too long.
         q = connection.ops.quote_name
-        columns = ", ".join(q(f.column) for f in fields)
+        columns = ", ".join(q(column(f)) for f in fields)
         arrays = ", ".join(f"%b::{_VARCHAR_N.sub('varchar', f.db_type(connection) or '')}[]" for f in fields)
         sets = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in updated)
         execute_binary(

@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, JSONField, Max, Model
 
-from eventstore.backends.base import Appended, select_sql
+from eventstore.backends.base import Appended, column, select_sql
 from eventstore.models import Event
 from eventstore.record import DATA_INDEX, RECORDED_AT_INDEX, LogKey, RecordedEvent
 
@@ -52,10 +52,12 @@ class SQLiteBackend:
         sql, params = select_sql(after, types, filter_types=filter_types, data="data")
         with connection.cursor() as cursor:
             cursor.execute(f"{sql} ORDER BY tx_id, position LIMIT %s", [*params, limit])
-            return cursor.fetchall()
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
 
     def recorded(self, rows: Sequence[tuple[Any, ...]]) -> list[RecordedEvent]:
-        decode, to_datetime = msgspec.json.decode, connection.ops.convert_datetimefield_value
+        ops: Any = connection.ops  # SQLite's, which converts its text timestamps
+        decode, to_datetime = msgspec.json.decode, ops.convert_datetimefield_value
         events = []
         for r in rows:
             values = list(r)
@@ -78,7 +80,7 @@ class SQLiteBackend:
         *, unique: Sequence[str], updated: Sequence[str],
     ) -> None:  # fmt: skip
         q = connection.ops.quote_name
-        columns = ", ".join(q(f.column) for f in fields)
+        columns = ", ".join(q(column(f)) for f in fields)
         placeholders = ", ".join(["%s"] * len(fields))
         sets = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in updated)
         with connection.cursor() as cursor:

@@ -1,16 +1,21 @@
 import concurrent.futures
 import multiprocessing
 import sys
+from collections.abc import Iterable
+from typing import Any
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 
 from eventstore.backends import backend
-from eventstore.projections import registry
+from eventstore.projections import CatchUpResult, registry
 from eventstore.registry import NotRegistered
 from eventstore.replay import ReplayRefused, projection_replay
 from eventstore.setup_hint import MigratedCommand
 from eventstore.store import log_head
+
+# A replay's result, or why it was refused.
+Outcome = CatchUpResult | ReplayRefused
 
 
 class Command(MigratedCommand):
@@ -20,7 +25,7 @@ class Command(MigratedCommand):
         "Replay never calls the payment gateway or appends events."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("names", nargs="*", metavar="NAME", help="Projections to replay (default: all).")
         parser.add_argument(
             "--batch-size", type=int, default=5000, help="Events per batch transaction (default 5000)."
@@ -32,7 +37,7 @@ class Command(MigratedCommand):
             help="Projections rebuilt at once, each in its own process (PostgreSQL; default 1).",
         )
 
-    def handle(self, *args, names, batch_size, jobs, **options):
+    def handle(self, *args: Any, names: list[str], batch_size: int, jobs: int, **options: Any) -> None:
         if batch_size < 1:
             raise CommandError("--batch-size must be a positive integer.")
         if jobs < 1:
@@ -45,6 +50,7 @@ class Command(MigratedCommand):
             raise CommandError(str(exc)) from None
         head = log_head()
         halted = []
+        results: Iterable[Outcome]
         if jobs > 1:
             results = self._replay_in_processes(selected, batch_size, jobs)
         else:
@@ -63,7 +69,7 @@ class Command(MigratedCommand):
                 "projection_skip (see projection_status)."
             )
 
-    def _replay_in_processes(self, names, batch_size, jobs):
+    def _replay_in_processes(self, names: list[str], batch_size: int, jobs: int) -> list[Outcome]:
         # Each child opens its own connection; none may inherit this one.
         connections.close_all()
         with concurrent.futures.ProcessPoolExecutor(
@@ -71,13 +77,13 @@ class Command(MigratedCommand):
         ) as pool:
             return list(pool.map(_replay_one, names, [batch_size] * len(names)))
 
-    def _replay(self, name, head, batch_size):
+    def _replay(self, name: str, head: int, batch_size: int) -> Outcome:
         try:
             return self._replay_with_progress(name, head, batch_size)
         except ReplayRefused as exc:
             return exc
 
-    def _replay_with_progress(self, name, head, batch_size):
+    def _replay_with_progress(self, name: str, head: int, batch_size: int) -> CatchUpResult:
         if not self.stdout.isatty():
             return projection_replay(name=name, batch_size=batch_size)
         from tqdm import tqdm
@@ -91,7 +97,7 @@ class Command(MigratedCommand):
             return projection_replay(name=name, batch_size=batch_size, progress=advance)
 
 
-def _replay_one(name: str, batch_size: int):
+def _replay_one(name: str, batch_size: int) -> Outcome:
     try:
         return projection_replay(name=name, batch_size=batch_size)
     except ReplayRefused as exc:
