@@ -7,8 +7,8 @@ never import each other, they only agree on names such as "PaymentIssued" and it
 Everything that enters the log goes through `event_encode`, which checks the event against its
 declared type (field types, required fields, no unknown fields) and the rules other apps attach to
 it; everything that leaves it goes through `event_decode`, which upcasts old schema versions and
-checks the data the same way. msgspec was chosen over pydantic by measurement: a validated
-encode + decode of an OrderPlaced costs about 2.2 µs against 5.8 µs (see bench/).
+checks the data the same way. msgspec does the checking: it validates a payload in a few
+microseconds, so every append and every read can afford it.
 """
 
 from __future__ import annotations

@@ -178,21 +178,66 @@ def row_projection(
     scope = dict(scope or {})
     fields = [f for f in model._meta.concrete_fields if not (f.primary_key and f.name != key_field)]
     projected = [f.name for f in fields if f.name not in operational]
-    updated = [f for f in projected if f != key_field and f not in scope]
-    unique = [*scope, key_field]
+    folder = _RowFolder(
+        model=model,
+        key_field=key_field,
+        key=key,
+        handlers=handlers,
+        scope=scope,
+        projected=projected,
+        updated=[f for f in projected if f != key_field and f not in scope],
+        unique=[*scope, key_field],
+        operational=operational,
+    )
+    return Projection(
+        name=name,
+        title=title,
+        handles=handlers,  # its keys, read when used: HandlersByName resolves late
+        apply=folder.apply,
+        tables=(Table(model=model, key=tuple(folder.unique), scope=scope, operational=operational),),
+    )
 
-    def apply(batch: Batch) -> None:
-        target = batch.model(model)
-        keyed = [(key(e), e) for e in batch.events]
+
+@dataclasses.dataclass(frozen=True)
+class _RowFolder:
+    """The `apply` of a row projection: load the batch's rows, fold its events into them, upsert."""
+
+    model: type[Model]
+    key_field: str
+    key: Callable[[Envelope[Any]], Hashable | None]
+    handlers: Mapping[type[DomainEvent], RowHandler]
+    scope: dict[str, Any]
+    projected: list[str]
+    updated: list[str]
+    unique: list[str]
+    operational: tuple[str, ...]
+
+    def apply(self, batch: Batch) -> None:
+        target = batch.model(self.model)
+        keyed = [(self.key(e), e) for e in batch.events]
         keys = {k for k, _ in keyed if k is not None}
         if not keys:
             return
         rows: dict[Any, Row] = {
-            r[key_field]: r
-            for r in target._default_manager.filter(**scope, **{f"{key_field}__in": keys}).values(*projected)
+            r[self.key_field]: r
+            for r in target._default_manager.filter(**self.scope, **{f"{self.key_field}__in": keys}).values(
+                *self.projected
+            )
         }
+        touched = self._fold(rows, keyed)
+        if touched:
+            _upsert(
+                target,
+                [rows[k] for k in touched],
+                unique=self.unique,
+                updated=self.updated,
+                fresh=self.operational,
+            )
+
+    def _fold(self, rows: dict[Any, Row], keyed: list[tuple[Hashable | None, Envelope[Any]]]) -> set[Any]:
+        """Apply each event's handler to its row, in log order; the keys of the rows changed."""
         touched: set[Any] = set()
-        get = handlers.get
+        get, scope, key_field = self.handlers.get, self.scope, self.key_field
         for k, envelope in keyed:
             if k is None:
                 continue
@@ -201,16 +246,7 @@ def row_projection(
             if changed is not None:
                 rows[k] = {**changed, **scope, key_field: k}
                 touched.add(k)
-        if touched:
-            _upsert(target, [rows[k] for k in touched], unique=unique, updated=updated, fresh=operational)
-
-    return Projection(
-        name=name,
-        title=title,
-        handles=handlers,  # its keys, read when used: HandlersByName resolves late
-        apply=apply,
-        tables=(Table(model=model, key=tuple(unique), scope=scope, operational=operational),),
-    )
+        return touched
 
 
 def _upsert(

@@ -83,21 +83,7 @@ def event_append(
     """
     if not events:
         return []
-    recorded_at = timezone.now()
-    # The columns the appender decides; the database gives the position, version and tx_id.
-    rows: list[Appended] = [
-        {
-            "stream_id": stream_id,
-            "type": e.event_type,
-            "schema_version": e.schema_version,
-            "data": event_encode(e),
-            "correlation_id": correlation_id,
-            "causation_id": causation_id,
-            "actor": actor,
-            "recorded_at": recorded_at,
-        }
-        for e in events
-    ]
+    rows = _rows(stream_id, events, correlation_id=correlation_id, causation_id=causation_id, actor=actor)
     db = backend()
     for attempt in range(_END_OF_STREAM_RETRIES):
         try:
@@ -117,6 +103,27 @@ def event_append(
             hook(recorded)
         return recorded
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _rows(
+    stream_id: str, events: Sequence[DomainEvent], *, correlation_id: str, causation_id: str, actor: str
+) -> list[Appended]:
+    """The columns of each event that the appender decides, each event checked against its type;
+    the database gives the position, version and tx_id."""
+    recorded_at = timezone.now()
+    return [
+        {
+            "stream_id": stream_id,
+            "type": e.event_type,
+            "schema_version": e.schema_version,
+            "data": event_encode(e),
+            "correlation_id": correlation_id,
+            "causation_id": causation_id,
+            "actor": actor,
+            "recorded_at": recorded_at,
+        }
+        for e in events
+    ]
 
 
 def _insert(
