@@ -1,6 +1,7 @@
 """The Order read model: one row per order, folded from typed events a batch at a time."""
 
 from eventstore.projections import Envelope, Row, row_projection
+from orders.events import OrderCancelled, OrderConfirmed, OrderPlaced
 from orders.models import Order
 
 
@@ -48,5 +49,9 @@ orders = row_projection(
     model=Order,
     key_field="order_id",
     key=lambda e: e.event.order_id,
-    handlers={"OrderPlaced": on_placed, "OrderConfirmed": on_confirmed, "OrderCancelled": on_cancelled},
+    handlers={
+        OrderPlaced.event_type: on_placed,
+        OrderConfirmed.event_type: on_confirmed,
+        OrderCancelled.event_type: on_cancelled,
+    },
 )

@@ -1,12 +1,18 @@
 """The Payment read model: one row per order's payment, folded from typed events a batch at a time."""
 
 from eventstore.projections import Envelope, Row, row_projection
+from orders.events import OrderPlaced
 from payments.commands import PAYMENTS_LIST
+from payments.events import PaymentFailed, PaymentIssued, PaymentStarted
 from payments.models import Payment
+from todolists.events import TodoAttemptFailed, TodoRetryRequested
+
+# The runner's events about this app's list: keyed by the item, not by an order field.
+ITEM_EVENTS = (TodoAttemptFailed.event_type, TodoRetryRequested.event_type)
 
 
 def _key(e: Envelope) -> str | None:
-    if e.type in ("TodoAttemptFailed", "TodoRetryRequested"):
+    if e.type in ITEM_EVENTS:
         return e.event.key if e.event.list == PAYMENTS_LIST else None
     return e.event.order_id
 
@@ -74,11 +80,11 @@ payments = row_projection(
     key_field="order_id",
     key=_key,
     handlers={
-        "OrderPlaced": on_order_placed,
-        "PaymentStarted": on_started,
-        "PaymentIssued": on_issued,
-        "PaymentFailed": on_failed,
-        "TodoAttemptFailed": on_attempt_failed,
-        "TodoRetryRequested": on_retry,
+        OrderPlaced.event_type: on_order_placed,
+        PaymentStarted.event_type: on_started,
+        PaymentIssued.event_type: on_issued,
+        PaymentFailed.event_type: on_failed,
+        TodoAttemptFailed.event_type: on_attempt_failed,
+        TodoRetryRequested.event_type: on_retry,
     },
 )

@@ -7,7 +7,8 @@ class TodoListsConfig(AppConfig):
 
     def ready(self) -> None:
         from eventstore.store import append_hook_register
-        from todolists import checks, events  # noqa: F401  (system checks, the runner's event types)
+        from todolists import checks, conf  # noqa: F401  (system checks)
+        from todolists.events import TodoAttemptFailed, TodoItemParked, TodoRetryRequested
         from todolists.nudge import todo_lists_nudge_after_append
         from todolists.process import Step, registry
 
@@ -18,9 +19,9 @@ class TodoListsConfig(AppConfig):
             Step(
                 name="Runner: a failed attempt",
                 kind="automation",
-                records=("TodoAttemptFailed", "TodoItemParked"),
+                records=(TodoAttemptFailed.event_type, TodoItemParked.event_type),
                 actor="automation",
             )
         )
-        registry.register(Step(name="Retry now", records=("TodoRetryRequested",), actor="operator"))
-        registry.register(Step(name="Park", records=("TodoItemParked",), actor="operator"))
+        registry.register(Step(name="Retry now", records=(TodoRetryRequested.event_type,), actor="operator"))
+        registry.register(Step(name="Park", records=(TodoItemParked.event_type,), actor="operator"))

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
+from eventstore.events import DomainEvent
 from eventstore.projections import Envelope, Projection, Row, RowHandler, row_projection
 from eventstore.projections import registry as projection_registry
 from eventstore.registry import Registry
@@ -20,13 +21,22 @@ from todolists.models import TodoItem
 Work = Callable[..., Mapping[str, Exception | None]]
 """work(items: Sequence[TodoItem], *, deadline: float) -> {key: None when done, or the error}."""
 
+EventTypes = tuple[type[DomainEvent] | str, ...]
+"""Event classes, as a list declares them; kept as their type names (a name is checked by
+todolists/checks.py, so an extension may name a type it cannot import)."""
+
+
+def type_names(events: Iterable[type[DomainEvent] | str]) -> tuple[str, ...]:
+    """The registered type names of these event classes (names pass through)."""
+    return tuple(e if isinstance(e, str) else e.event_type for e in events)
+
 
 @dataclasses.dataclass(frozen=True)
 class TodoList:
     name: str
     title: str
-    opened_by: tuple[str, ...]
-    closed_by: tuple[str, ...]
+    opened_by: EventTypes
+    closed_by: EventTypes
     work: Work
     """The automation, called with a claimed batch: `work(items, deadline=...)` re-reads the
     batch's streams, acts item by item (starting none after `deadline`, a time.monotonic() value)
@@ -36,9 +46,17 @@ class TodoList:
     key_field: str
     """The field of the opening and closing events that names the item (e.g. an order id)."""
     stuck_after: datetime.timedelta | None = None
-    """An item due for longer than this marks the list stuck; None: settings.TODO_STUCK_AFTER_SECONDS."""
-    records: tuple[str, ...] = ()
+    """An item due for longer than this marks the list stuck; None: TODO_STUCK_AFTER_SECONDS."""
+    records: EventTypes = ()
     """Event types the automation (`work`) records, for the process map."""
+    story_url_name: str = ""
+    """The URL name of the page telling an item's business case's story, reversed with its
+    correlation id (e.g. "admin:orders_order_change"); empty: another list's (see the registry)."""
+
+    def __post_init__(self) -> None:
+        # Readers (the runner, the process map, the admin) compare type names.
+        for role in ("opened_by", "closed_by", "records"):
+            object.__setattr__(self, role, type_names(getattr(self, role)))
 
     @property
     def projection_name(self) -> str:
@@ -59,12 +77,24 @@ class TodoListRegistry(Registry[TodoList]):
             projection_registry.unregister(todo.projection_name)
         return todo
 
-    def affected_by(self, event_types: set[str]) -> list[str]:
+    def affected_by(self, event_types: Iterable[type[DomainEvent] | str]) -> list[str]:
         """The projections of the lists these events open or close."""
-        return [t.projection_name for t in self.all() if event_types & {*t.opened_by, *t.closed_by}]
+        names = set(type_names(event_types))
+        return [t.projection_name for t in self.all() if names & {*t.opened_by, *t.closed_by}]
 
-    def opened_by(self, event_types: set[str]) -> list[str]:
-        return [t.name for t in self.all() if event_types & set(t.opened_by)]
+    def story_url_name(self, list_name: str = "") -> str:
+        """The story page of a list's business cases: its own, else the first another list
+        declares (a business case is one correlation id, whichever list it is on); "" if none."""
+        own = self._items[list_name].story_url_name if list_name in self._items else ""
+        return own or next((t.story_url_name for t in self.all() if t.story_url_name), "")
+
+    def key_fields(self) -> list[str]:
+        """The names the lists give their keys (e.g. order_id), for column headers."""
+        return sorted({t.key_field for t in self.all()})
+
+    def opened_by(self, event_types: Iterable[type[DomainEvent] | str]) -> list[str]:
+        names = set(type_names(event_types))
+        return [t.name for t in self.all() if names & set(t.opened_by)]
 
 
 registry = TodoListRegistry("TODO list")
@@ -137,9 +167,9 @@ def _projection(todo: TodoList) -> Projection:
     handlers: dict[str, RowHandler] = {t: on_open for t in todo.opened_by}
     handlers |= {t: on_close for t in todo.closed_by}
     handlers |= {
-        "TodoAttemptFailed": on_attempt_failed,
-        "TodoItemParked": on_parked,
-        "TodoRetryRequested": on_retry,
+        TodoAttemptFailed.event_type: on_attempt_failed,
+        TodoItemParked.event_type: on_parked,
+        TodoRetryRequested.event_type: on_retry,
     }
     return row_projection(
         name=todo.projection_name,

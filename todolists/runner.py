@@ -31,6 +31,7 @@ from eventstore.projections import (
     projections_catch_up,
 )
 from eventstore.store import correlations_read, event_append
+from todolists.conf import conf
 from todolists.events import TodoAttemptFailed
 from todolists.leases import (
     LeaseHeartbeat,
@@ -54,7 +55,7 @@ TAKEOVER_POLL_SECONDS = 0.5
 
 def backoff(*, attempt: int) -> datetime.timedelta:
     """5 s, 10 s, 20 s, ... (TODO_BACKOFF_SECONDS doubled per attempt), capped at one hour."""
-    return datetime.timedelta(seconds=min(settings.TODO_BACKOFF_SECONDS * 2 ** (attempt - 1), 3600))
+    return datetime.timedelta(seconds=min(conf.backoff_seconds * 2 ** (attempt - 1), 3600))
 
 
 class NoOutcome(Exception):
@@ -80,7 +81,7 @@ def todo_item_attempt_failed(*, todo: TodoList, item: TodoItem, error: Exception
         correlation_id=item.correlation_id,
         actor="automation",
     )
-    if attempt >= settings.TODO_MAX_ATTEMPTS:
+    if attempt >= conf.max_attempts:
         todo_item_park(
             item=item, reason=f"gave up after {attempt} attempts; last error: {message}", actor="automation"
         )
