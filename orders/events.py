@@ -1,4 +1,4 @@
-"""Order events: the facts orders records, and the published language other apps read by name."""
+"""Order events: the facts orders records, and the published language other apps read (and import)."""
 
 import decimal
 

@@ -90,3 +90,38 @@ def test_app_code_names_event_types_by_their_classes():
     assert offenders == [], "refer to the event class (X.event_type, isinstance) instead:\n" + "\n".join(
         offenders
     )
+
+
+MAX_FUNCTION_LINES = 50
+# Files other helpers are rewriting at the time of writing; the lead empties this list at merge.
+LONG_FUNCTIONS_NOT_YET_CHECKED = {
+    "todolists/status.py",  # todo_lists_status
+    "todolists/metrics.py",  # collect
+    "todolists/health.py",
+    "todolists/admin.py",
+    "todolists/site.py",
+    "todolists/why.py",
+    "todolists/process.py",
+}
+LONG_FUNCTIONS_NOT_YET_CHECKED_UNDER = ("eventstore/",)  # row_projection
+
+
+def test_no_app_function_is_longer_than_fifty_lines():
+    """Invariants held by long, closure-heavy functions are hard to read and to change safely."""
+    offenders = []
+    for app in [*APPS, "config"]:
+        for path in sorted((ROOT / app).rglob("*.py")):
+            relative = path.relative_to(ROOT).as_posix()
+            if (
+                "/migrations/" in relative
+                or relative in LONG_FUNCTIONS_NOT_YET_CHECKED
+                or relative.startswith(LONG_FUNCTIONS_NOT_YET_CHECKED_UNDER)
+            ):
+                continue
+            offenders += [
+                f"{relative}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines"
+                for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+            ]
+    assert offenders == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections.abc import Callable, Iterable, Mapping
+from typing import TypeGuard
 
 from eventstore.events import DomainEvent
 from eventstore.projections import Envelope, Projection, Row, RowHandler, row_projection
@@ -108,68 +109,12 @@ def _projection(todo: TodoList) -> Projection:
             return e.event.key if e.event.list == todo.name else None
         return str(getattr(e.event, todo.key_field))
 
-    def on_open(row: Row | None, e: Envelope) -> Row:
-        # A second opening event starts the item afresh.
-        return {
-            "correlation_id": e.correlation_id,
-            "payload": e.recorded.data,
-            "opened_at": e.recorded_at,
-            "opened_position": e.position,
-            "opened_by": e.type,
-            **OPENED,
-        }
-
-    def still_open(row: Row | None) -> bool:
-        return row is not None and row["status"] != TodoItem.Status.DONE
-
-    def on_close(row: Row | None, e: Envelope) -> Row | None:
-        # A closing event for a key with no open item closes nothing (e.g. OrderConfirmed for the
-        # cancel list).
-        if not still_open(row):
-            return None
-        return {
-            **row,
-            "status": TodoItem.Status.DONE,
-            "closed_at": e.recorded_at,
-            "closed_position": e.position,
-            "closed_by": e.type,
-            "next_attempt_at": None,
-        }
-
-    def on_attempt_failed(row: Row | None, e: Envelope) -> Row | None:
-        if not still_open(row):
-            return None
-        failed = e.event
-        return {
-            **row,
-            "attempts": failed.attempt,
-            "last_error": failed.error,
-            "next_attempt_at": failed.retry_at,
-        }
-
-    def on_parked(row: Row | None, e: Envelope) -> Row | None:
-        if not still_open(row):
-            return None
-        # The last error stays the work's own; the operator's or runner's reason has its column.
-        return {
-            **row,
-            "status": TodoItem.Status.PARKED,
-            "parked_at": e.recorded_at,
-            "parked_reason": e.event.reason,
-            "next_attempt_at": None,
-        }
-
-    def on_retry(row: Row | None, e: Envelope) -> Row | None:
-        if not still_open(row):
-            return None
-        return {**row, **RETRIED}
-
-    handlers: dict[str, RowHandler] = {t: on_open for t in todo.opened_by}
-    handlers |= {t: on_close for t in todo.closed_by}
+    handlers: dict[str, RowHandler] = {t: _on_open for t in todo.opened_by}
+    handlers |= {t: _on_close for t in todo.closed_by}
     handlers |= {
-        TodoAttemptFailed.event_type: on_attempt_failed,
-        TodoItemParked.event_type: on_parked,
-        TodoRetryRequested.event_type: on_retry,
+        TodoAttemptFailed.event_type: _on_attempt_failed,
+        TodoItemParked.event_type: _on_parked,
+        TodoRetryRequested.event_type: _on_retry,
     }
     return row_projection(
         name=todo.projection_name,
@@ -181,6 +126,67 @@ def _projection(todo: TodoList) -> Projection:
         scope={"list_name": todo.name},
         operational=("id", "claimed_by", "claimed_until"),
     )
+
+
+# --- the handlers every list's projection shares --------------------------------------------------
+
+
+def _on_open(row: Row | None, e: Envelope) -> Row:
+    # A second opening event starts the item afresh.
+    return {
+        "correlation_id": e.correlation_id,
+        "payload": e.recorded.data,
+        "opened_at": e.recorded_at,
+        "opened_position": e.position,
+        "opened_by": e.type,
+        **OPENED,
+    }
+
+
+def _open(row: Row | None) -> TypeGuard[Row]:
+    """An item not done: closing and runner's events change it (else nothing)."""
+    return row is not None and row["status"] != TodoItem.Status.DONE
+
+
+def _on_close(row: Row | None, e: Envelope) -> Row | None:
+    # A closing event for a key with no open item closes nothing (e.g. OrderConfirmed for the
+    # cancel list).
+    if not _open(row):
+        return None
+    return {
+        **row,
+        "status": TodoItem.Status.DONE,
+        "closed_at": e.recorded_at,
+        "closed_position": e.position,
+        "closed_by": e.type,
+        "next_attempt_at": None,
+    }
+
+
+def _on_attempt_failed(row: Row | None, e: Envelope) -> Row | None:
+    if not _open(row):
+        return None
+    failed = e.event
+    return {**row, "attempts": failed.attempt, "last_error": failed.error, "next_attempt_at": failed.retry_at}
+
+
+def _on_parked(row: Row | None, e: Envelope) -> Row | None:
+    if not _open(row):
+        return None
+    # The last error stays the work's own; the operator's or runner's reason has its column.
+    return {
+        **row,
+        "status": TodoItem.Status.PARKED,
+        "parked_at": e.recorded_at,
+        "parked_reason": e.event.reason,
+        "next_attempt_at": None,
+    }
+
+
+def _on_retry(row: Row | None, e: Envelope) -> Row | None:
+    if not _open(row):
+        return None
+    return {**row, **RETRIED}
 
 
 # The runner's and operators' events about items, for every list (todolists/events.py).
