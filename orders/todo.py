@@ -5,7 +5,9 @@ automation re-reads its batch's orders in one query, then decides and appends or
 """
 
 from collections.abc import Sequence
+from typing import cast
 
+from eventstore.events import event_decode
 from eventstore.store import RecordedEvent, correlations_read
 from orders.commands import OrderNotOpen, order_cancel, order_confirm
 from orders.events import OrderCancelled, OrderConfirmed
@@ -29,7 +31,9 @@ def confirm_paid_order(item: TodoItem, case: Sequence[RecordedEvent] | None = No
 
 
 def cancel_unpaid_order(item: TodoItem, case: Sequence[RecordedEvent] | None = None) -> None:
-    reason = f"payment failed: {item.payload.get('decline_code') or 'declined'}"
+    # The item holds the opening PaymentFailed's data: read it as that event, typed.
+    failed = cast(PaymentFailed, event_decode(PaymentFailed.event_type, item.payload))
+    reason = f"payment failed: {failed.decline_code or 'declined'}"
     try:
         order_cancel(
             order_id=item.key,

@@ -421,6 +421,7 @@ def test_order_automations_accept_an_outcome_already_recorded_and_refuse_a_contr
     assert events_of("OrderConfirmed") == 1
     with pytest.raises(OrderNotOpen) as refused:
         # Cancelling a confirmed order contradicts the log: a failed attempt, parked in view.
-        cancel_unpaid_order(TodoItem(list_name="orders_to_cancel", key=order_id, payload={}))
+        failed = {"order_id": order_id, "decline_code": "card_declined", "message": "declined"}
+        cancel_unpaid_order(TodoItem(list_name="orders_to_cancel", key=order_id, payload=failed))
     assert (refused.value.code, refused.value.state) == (Refusal.NOT_OPEN, Order.Status.CONFIRMED)
     assert events_of("OrderCancelled") == 0
