@@ -186,6 +186,19 @@ def use_gateway():
 
 
 @pytest.fixture
+def use_broker():
+    """Install the function the nudge enqueues its tasks with, through the seam production uses
+    (the todolists app config's `enqueue`, async_task's signature): `use_broker(fn)`."""
+    config = apps.get_app_config("todolists")
+
+    def install(enqueue: Callable[..., object]) -> None:
+        config.enqueue = enqueue
+
+    yield install
+    config.enqueue = None
+
+
+@pytest.fixture
 def work_list_with():
     """Work a registered list with another function for the test, its declaration otherwise the
     same: `work_list_with(list_name, work)`, through the list registry's own API."""

@@ -168,14 +168,14 @@ def test_a_bad_option_exits_non_zero_with_one_line_and_no_traceback():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_broker_that_is_down_never_fails_a_command(settings, monkeypatch, caplog):
+def test_a_broker_that_is_down_never_fails_a_command(use_broker, settings, monkeypatch, caplog):
     """The nudge is best effort: the obligation is on the list, and the schedule sweeps it."""
     settings.TODO_NUDGE = True
 
     def broker_down(*args, **kwargs):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr("django_q.tasks.async_task", broker_down)
+    use_broker(broker_down)
     order_id = order_place(amount="5", currency="EUR")
     assert Event.objects.filter(correlation_id=order_id, type="OrderPlaced").count() == 1
     assert "could not enqueue a nudge" in caplog.text

@@ -174,11 +174,11 @@ def test_a_registered_type_that_no_projection_handles_fails_the_system_checks(mo
 
 
 def test_any_append_that_opens_a_list_nudges_the_cluster_even_order_confirm(
-    settings, monkeypatch, django_capture_on_commit_callbacks
+    use_broker, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
     settings.TODO_NUDGE = True
     nudged: list[list[str]] = []
-    monkeypatch.setattr("django_q.tasks.async_task", lambda fn, names, **kw: nudged.append(names))
+    use_broker(lambda fn, names, **kw: nudged.append(names))
     todo_lists.register(
         TodoList(
             name="test_thank_yous",

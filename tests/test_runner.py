@@ -193,13 +193,11 @@ def test_the_inline_pipeline_pays_per_batch_not_per_item(place_orders, use_gatew
 
 
 def test_a_command_nudges_the_lists_it_opened_once_it_commits(
-    settings, monkeypatch, django_capture_on_commit_callbacks
+    use_broker, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
     settings.TODO_NUDGE = True
     enqueued = []
-    monkeypatch.setattr(
-        "django_q.tasks.async_task", lambda func, *args, **kwargs: enqueued.append((func, *args))
-    )
+    use_broker(lambda func, *args, **kwargs: enqueued.append((func, *args)))
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         order_id = PlacedOrderFactory()
         assert enqueued == []  # nothing before the commit: a worker could not see the order yet
@@ -213,14 +211,14 @@ def test_a_command_nudges_the_lists_it_opened_once_it_commits(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_burst_of_appends_queues_one_nudge_per_list_until_its_task_starts(
-    place_orders, settings, monkeypatch
+    use_broker, place_orders, settings, monkeypatch
 ):
     from todolists import tasks
 
     settings.TODO_NUDGE = True
     settings.TODO_NUDGE_COALESCE_SECONDS = 3600  # however slow the machine places the thirty
     enqueued: list = []
-    monkeypatch.setattr("django_q.tasks.async_task", lambda fn, names, **kw: enqueued.append(names))
+    use_broker(lambda fn, names, **kw: enqueued.append(names))
     place_orders(visa=30, declined=0)
     assert enqueued == [["payments_to_issue"]]  # not thirty tasks in the broker's queue
     monkeypatch.setattr(tasks, "todo_lists_work", lambda **kwargs: [])

@@ -1,9 +1,15 @@
+from collections.abc import Callable
+
 from django.apps import AppConfig
 
 
 class TodoListsConfig(AppConfig):
     name = "todolists"
     verbose_name = "TODO lists"
+
+    enqueue: Callable[..., object] | None = None
+    """How the nudge hands a task to the cluster, async_task's signature. None: django-q2's
+    `async_task` (todolists/nudge.py, todo_task_enqueue); tests install a recording one."""
 
     def ready(self) -> None:
         from eventstore.store import append_hook_register
