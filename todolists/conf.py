@@ -6,6 +6,8 @@ through `conf`, at the time of use, so a test's override is seen at once.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core import checks
 
@@ -22,7 +24,7 @@ DEFAULTS: dict[str, int | float | bool] = {
 }
 
 
-def _get(name: str) -> object:
+def _get(name: str) -> Any:
     return getattr(settings, name, DEFAULTS[name])
 
 
@@ -31,15 +33,15 @@ class TodoSettings:
 
     @property
     def max_attempts(self) -> int:
-        return int(_get("TODO_MAX_ATTEMPTS"))  # type: ignore[call-overload]
+        return int(_get("TODO_MAX_ATTEMPTS"))
 
     @property
     def backoff_seconds(self) -> float:
-        return float(_get("TODO_BACKOFF_SECONDS"))  # type: ignore[arg-type]
+        return float(_get("TODO_BACKOFF_SECONDS"))
 
     @property
     def lease_seconds(self) -> float:
-        return float(_get("TODO_LEASE_SECONDS"))  # type: ignore[arg-type]
+        return float(_get("TODO_LEASE_SECONDS"))
 
     @property
     def nudge(self) -> bool:
@@ -47,11 +49,11 @@ class TodoSettings:
 
     @property
     def nudge_coalesce_seconds(self) -> float:
-        return float(_get("TODO_NUDGE_COALESCE_SECONDS"))  # type: ignore[arg-type]
+        return float(_get("TODO_NUDGE_COALESCE_SECONDS"))
 
     @property
     def stuck_after_seconds(self) -> float:
-        return float(_get("TODO_STUCK_AFTER_SECONDS"))  # type: ignore[arg-type]
+        return float(_get("TODO_STUCK_AFTER_SECONDS"))
 
 
 conf = TodoSettings()
