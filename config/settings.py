@@ -9,6 +9,9 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from payments import conf as payments_conf
+from todolists import conf as todolists_conf
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -182,31 +185,25 @@ else:
     Q_CLUSTER["orm"] = "default"
 
 # --- The process --------------------------------------------------------------------------------
-PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="inprocess")
-STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")
-STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
-if PAYMENT_GATEWAY not in ("inprocess", "stripe"):
-    raise ImproperlyConfigured(f"PAYMENT_GATEWAY must be 'inprocess' or 'stripe', not {PAYMENT_GATEWAY!r}.")
-if PAYMENT_GATEWAY == "stripe" and not STRIPE_API_KEY:
-    raise ImproperlyConfigured("PAYMENT_GATEWAY=stripe needs STRIPE_API_KEY.")
-# Fault injection for the in-process gateway (demos and tests).
-INPROCESS_GATEWAY_LATENCY_MS = env.int("INPROCESS_GATEWAY_LATENCY_MS", default=0)
-INPROCESS_GATEWAY_FAILURE_RATE = env.float("INPROCESS_GATEWAY_FAILURE_RATE", default=0.0)
+# Each app's settings, their defaults and their system checks live in <app>/conf.py; here they are
+# read from the environment, typed like their defaults (README, Configuration).
 
-TODO_MAX_ATTEMPTS = env.int("TODO_MAX_ATTEMPTS", default=5)
-TODO_BACKOFF_SECONDS = env.float("TODO_BACKOFF_SECONDS", default=5.0)
-# Short leases, renewed by a heartbeat while a worker holds the items: a dead worker's items are
-# free again within this many seconds.
-TODO_LEASE_SECONDS = env.int("TODO_LEASE_SECONDS", default=10)
-# Enqueue a django-q2 task right after a command commits (latency); the schedule is the safety net.
-TODO_NUDGE = env.bool("TODO_NUDGE", default=True)
-# A burst of appends queues one nudge task per list; a queued nudge older than this (its task may be
-# lost) is queued again.
-TODO_NUDGE_COALESCE_SECONDS = env.float("TODO_NUDGE_COALESCE_SECONDS", default=5.0)
-# An item due for longer than this marks its list stuck (dashboard, /health/), unless the list
-# declares its own `stuck_after`.
-TODO_STUCK_AFTER_SECONDS = env.int("TODO_STUCK_AFTER_SECONDS", default=300)
+
+def _from_env(defaults: dict) -> dict:
+    return {name: env(name, cast=type(default), default=default) for name, default in defaults.items()}
+
+
+_payments = _from_env(payments_conf.DEFAULTS)
+globals().update(_payments | _from_env(todolists_conf.DEFAULTS))
+# Fail fast, before anything starts (the range checks are system checks, in the apps' conf.py).
+if _payments["PAYMENT_GATEWAY"] not in payments_conf.GATEWAYS:
+    raise ImproperlyConfigured(
+        f"PAYMENT_GATEWAY must be 'inprocess' or 'stripe', not {_payments['PAYMENT_GATEWAY']!r}."
+    )
+if _payments["PAYMENT_GATEWAY"] == "stripe" and not _payments["STRIPE_API_KEY"]:
+    raise ImproperlyConfigured("PAYMENT_GATEWAY=stripe needs STRIPE_API_KEY.")
+# The event store reports a transaction holding readers back once it is open this long (seconds):
+# a few milliseconds is normal traffic (projection_status, the dashboard).
+EVENTSTORE_HELD_BACK_AFTER_SECONDS = env.float("EVENTSTORE_HELD_BACK_AFTER_SECONDS", default=5.0)
 # /metrics wants `Authorization: Bearer <METRICS_TOKEN>` when set (see README, Operating).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-# The admin page that tells a business case's story, linked from TODO items and events.
-TODO_STORY_URL_NAME = "admin:orders_order_change"

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core import checks
 
-from eventstore.events import ProjectionEventSkipped, registered_types
+from eventstore.events import ProjectionEventSkipped, published_names, registered_types
 from eventstore.projections import HandlersByName, registry
 
 
@@ -32,6 +32,15 @@ def projections_handle_registered_types(app_configs: Any = None, **kwargs: Any) 
         for projection in registry.all()
         if isinstance(projection.handles, HandlersByName)
         for name in projection.handles.unknown_names()
+    ]
+    errors += [
+        checks.Error(
+            f"published({name!r}) names an event type no app registers.",
+            hint=f"Registered types: {', '.join(sorted(known))}.",
+            id="eventstore.E003",
+        )
+        for name in published_names()
+        if name not in known
     ]
     # The engine itself honours skips; every other type needs a projection that reads it.
     handled = {name for p in registry.all() for name in p.types} | {ProjectionEventSkipped.event_type}

@@ -82,6 +82,36 @@ def event_type(
     return register
 
 
+class _Published(type):
+    # isinstance(event, ref) holds for an event of the named type, whichever app's class it is.
+    event_type: str
+
+    def __instancecheck__(cls, instance: object) -> bool:
+        return getattr(type(instance), "event_type", None) == cls.event_type
+
+    def __repr__(cls) -> str:
+        return f"published({cls.event_type!r})"
+
+
+_PUBLISHED: list[_Published] = []
+
+
+def published(name: str) -> Any:
+    """Another app's event type, declared where it is read: `OrderPlaced = published("OrderPlaced")`
+    in payments/events.py. The consumer names the producer's published type instead of importing
+    it (orders and payments never import each other); `ref.event_type` is the name, and
+    `isinstance(event, ref)` matches its events. The system checks refuse a name no app registers.
+    """
+    ref = _Published(name, (), {"event_type": name})
+    _PUBLISHED.append(ref)
+    return ref
+
+
+def published_names() -> list[str]:
+    """The type names every `published()` reference names."""
+    return sorted({ref.event_type for ref in _PUBLISHED})
+
+
 def event_rule(type_name: str) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
     """Attach a rule to an event type, checked on every append: it raises InvalidEvent to refuse.
 

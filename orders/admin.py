@@ -3,6 +3,7 @@ from django.contrib import admin
 from eventstore.admin import ReadOnlyAdmin
 from eventstore.store import ConcurrencyError, correlation_read
 from orders.commands import OrderRejected, order_cancel
+from orders.events import OrderCancelled
 from orders.models import Order
 from todolists.lists import registry as todo_lists
 from todolists.models import TodoItem
@@ -38,7 +39,7 @@ class OrderAdmin(ReadOnlyAdmin):
     def has_cancel_permission(self, request) -> bool:
         return request.user.has_perm("orders.cancel_order")
 
-    @admin.action(description="Cancel order (records OrderCancelled)", permissions=["cancel"])
+    @admin.action(description=f"Cancel order (records {OrderCancelled.event_type})", permissions=["cancel"])
     def cancel(self, request, queryset):
         actor = request.user.get_username()
         recorded = self.record_for_each(
@@ -50,6 +51,6 @@ class OrderAdmin(ReadOnlyAdmin):
         if not recorded:
             return
         # Show the effect on this page: the orders and every list the cancellation touches.
-        self.catch_up_and_warn(request, ["orders", *todo_lists.affected_by({"OrderCancelled"})])
+        self.catch_up_and_warn(request, ["orders", *todo_lists.affected_by({OrderCancelled})])
         for order in Order.objects.filter(pk__in=[o.pk for o in recorded])[:10]:
             self.message_user(request, f"Order {order.order_id} is now {order.status}.")

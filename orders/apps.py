@@ -7,8 +7,9 @@ class OrdersConfig(AppConfig):
     def ready(self) -> None:
         # Explicit registration: event types on import, then the projection and the lists.
         from eventstore.projections import registry as projections
-        from orders import events, todo  # noqa: F401
         from orders import projections as order_projections
+        from orders import todo
+        from orders.events import OrderCancelled, OrderPlaced
         from todolists.lists import registry as todo_lists
         from todolists.process import Step
         from todolists.process import registry as steps
@@ -17,5 +18,5 @@ class OrdersConfig(AppConfig):
         todo_lists.register(todo.orders_to_confirm)
         todo_lists.register(todo.orders_to_cancel)
         # The commands that are not automations, for the process map.
-        steps.register(Step(name="Place order", records=("OrderPlaced",), actor="customer"))
-        steps.register(Step(name="Cancel order", records=("OrderCancelled",), actor="operator"))
+        steps.register(Step(name="Place order", records=(OrderPlaced.event_type,), actor="customer"))
+        steps.register(Step(name="Cancel order", records=(OrderCancelled.event_type,), actor="operator"))

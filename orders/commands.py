@@ -1,4 +1,4 @@
-"""Order commands: load the stream, decide, append. Raise OrderRejected with the reason."""
+"""Order commands: load the stream, decide, append. Raise OrderRejected with its code and reason."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ from collections.abc import Sequence
 
 from eventstore.events import InvalidEvent
 from eventstore.store import ConcurrencyError, RecordedEvent, correlation_read, event_append, stream_read
-from orders.events import OrderCancelled, OrderConfirmed, OrderPlaced
+from orders.errors import OrderNotOpen, OrderRejected, Refusal
+from orders.events import (
+    OrderCancelled,
+    OrderConfirmed,
+    OrderPlaced,
+    PaymentFailed,
+    PaymentIssued,
+    PaymentStarted,
+)
+from orders.models import Order
 
 # ISO 4217 codes the shop sells in: two-decimal currencies only, because amounts carry at most 2
 # places. The smallest charge per currency is the payment gateway's rule, checked on append.
@@ -26,44 +35,37 @@ ORDER_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
 
 
-# Payment facts orders reads by their published type names (it never imports payments).
-PAYMENT_FACTS = ("PaymentStarted", "PaymentIssued", "PaymentFailed")
+# The payment facts a cancellation depends on (payments' published events: see pyproject's contracts).
+PAYMENT_FACTS = (PaymentStarted.event_type, PaymentIssued.event_type, PaymentFailed.event_type)
 
 
-class OrderRejected(ValueError):
-    """The command was refused; the message says why. Nothing was appended."""
-
-
-class OrderNotOpen(OrderRejected):
-    """The order is no longer open; `state` says what it became."""
-
-    def __init__(self, message: str, *, state: str) -> None:
-        super().__init__(message)
-        self.state = state
+def _invalid(message: str) -> OrderRejected:
+    return OrderRejected(message, code=Refusal.INVALID_INPUT)
 
 
 def order_stream(order_id: str) -> str:
     return f"order-{order_id}"
 
 
-def _state(events: Sequence[RecordedEvent]) -> str:
-    types = {e.type for e in events}
+def _state(events: Sequence[RecordedEvent]) -> Order.Status | None:
+    """What the order's own stream says it is; None when it was never placed."""
     if not events:
-        return "none"
-    if "OrderCancelled" in types:
-        return "cancelled"
-    if "OrderConfirmed" in types:
-        return "confirmed"
-    return "placed"
+        return None
+    types = {e.type for e in events}
+    if OrderCancelled.event_type in types:
+        return Order.Status.CANCELLED
+    if OrderConfirmed.event_type in types:
+        return Order.Status.CONFIRMED
+    return Order.Status.PLACED
 
 
 def _text(field: str, value: object) -> str:
-    """`value` if it is text free of control characters; else OrderRejected naming the field."""
+    """`value` if it is text free of control characters; else a refusal naming the field."""
     if not isinstance(value, str):
-        raise OrderRejected(f"{field} must be text, not {type(value).__name__}")
+        raise _invalid(f"{field} must be text, not {type(value).__name__}")
     for char in value:
         if unicodedata.category(char) in FORBIDDEN_CATEGORIES:
-            raise OrderRejected(
+            raise _invalid(
                 f"{field} must not contain control or invisible characters (found U+{ord(char):04X})"
             )
     return value
@@ -81,12 +83,12 @@ def _amount_problem(text: str) -> str:
 def parse_amount(amount: decimal.Decimal | str) -> decimal.Decimal:
     text = _text("amount", str(amount)).strip()
     if not AMOUNT.fullmatch(text):
-        raise OrderRejected(_amount_problem(text))
+        raise _invalid(_amount_problem(text))
     value = decimal.Decimal(text)
     if value <= 0:
-        raise OrderRejected(f"amount must be positive, got {text}")
+        raise _invalid(f"amount must be positive, got {text}")
     if value > MAX_AMOUNT:
-        raise OrderRejected(f"amount {text} is above the limit of {MAX_AMOUNT}")
+        raise _invalid(f"amount {text} is above the limit of {MAX_AMOUNT}")
     return value.quantize(decimal.Decimal("0.01"))
 
 
@@ -95,9 +97,9 @@ def _order_id(order_id: str | None) -> str:
     if order_id is None:
         return str(uuid.uuid4())
     if not _text("order id", order_id):
-        raise OrderRejected("order id must not be empty (leave it out for a new one)")
+        raise _invalid("order id must not be empty (leave it out for a new one)")
     if not ORDER_ID.fullmatch(order_id):
-        raise OrderRejected(f"order id {order_id!r} is not a UUID")
+        raise _invalid(f"order id {order_id!r} is not a UUID")
     return str(uuid.UUID(order_id))
 
 
@@ -114,15 +116,13 @@ def order_place(
     value = parse_amount(amount)
     currency = _text("currency", currency).strip()
     if not CURRENCY.fullmatch(currency) or currency.upper() not in CURRENCIES:
-        raise OrderRejected(
-            f"currency {currency!r} is not supported (use one of {', '.join(sorted(CURRENCIES))})"
-        )
+        raise _invalid(f"currency {currency!r} is not supported (use one of {', '.join(sorted(CURRENCIES))})")
     currency = currency.upper()
     customer = _text("customer", customer).strip()
     if not customer or len(customer) > 200:
-        raise OrderRejected("customer must be 1 to 200 characters")
+        raise _invalid("customer must be 1 to 200 characters")
     if not PAYMENT_METHOD.fullmatch(_text("payment method", payment_method)):
-        raise OrderRejected(f"payment method {payment_method!r} is not a payment method id like pm_card_visa")
+        raise _invalid(f"payment method {payment_method!r} is not a payment method id like pm_card_visa")
     order_id = _order_id(order_id)
     event = OrderPlaced(
         order_id=order_id, customer=customer, amount=value, currency=currency, payment_method=payment_method
@@ -136,9 +136,13 @@ def order_place(
             actor=actor,
         )
     except ConcurrencyError:
-        raise OrderRejected(f"order {order_id} has already been placed") from None
+        raise OrderRejected(
+            f"order {order_id} has already been placed", code=Refusal.ALREADY_PLACED
+        ) from None
     except InvalidEvent as exc:
-        raise OrderRejected(exc.reason) from None  # e.g. below the gateway's smallest charge
+        raise OrderRejected(
+            exc.reason, code=Refusal.UNCHARGEABLE
+        ) from None  # e.g. below the gateway's smallest charge
     return order_id
 
 
@@ -149,9 +153,9 @@ def _load_open(order_id: str, action: str, case: Sequence[RecordedEvent] | None)
     else:
         events = [e for e in case if e.stream_id == order_stream(order_id)]
     state = _state(events)
-    if state == "none":
-        raise OrderRejected(f"order {order_id} does not exist")
-    if state != "placed":
+    if state is None:
+        raise OrderRejected(f"order {order_id} does not exist", code=Refusal.NOT_FOUND)
+    if state != Order.Status.PLACED:
         raise OrderNotOpen(f"cannot {action} order {order_id}: it is already {state}", state=state)
     return events
 
@@ -165,11 +169,11 @@ def order_confirm(
     """
     events = _load_open(order_id, "confirm", case)
     if case is None:
-        issued = correlation_read(correlation_id=order_id, types=["PaymentIssued"])
+        issued = correlation_read(correlation_id=order_id, types=[PaymentIssued.event_type])
     else:
-        issued = [e for e in case if e.type == "PaymentIssued"]
+        issued = [e for e in case if e.type == PaymentIssued.event_type]
     if not issued:
-        raise OrderRejected(f"cannot confirm order {order_id}: it has not been paid")
+        raise OrderRejected(f"cannot confirm order {order_id}: it has not been paid", code=Refusal.NOT_PAID)
     event_append(
         stream_id=order_stream(order_id),
         events=[OrderConfirmed(order_id=order_id, payment_id=issued[-1].event.payment_id)],
@@ -200,14 +204,16 @@ def order_cancel(
     def payment_allows_cancel() -> None:
         # Runs under the log's append lock, so the payment cannot start between check and append.
         payment = {e.type for e in correlation_read(correlation_id=order_id, types=PAYMENT_FACTS)}
-        if "PaymentIssued" in payment:
+        if PaymentIssued.event_type in payment:
             raise OrderRejected(
-                f"cannot cancel order {order_id}: it has been paid (refunds are not supported)"
+                f"cannot cancel order {order_id}: it has been paid (refunds are not supported)",
+                code=Refusal.PAID,
             )
-        if "PaymentStarted" in payment and "PaymentFailed" not in payment:
+        if PaymentStarted.event_type in payment and PaymentFailed.event_type not in payment:
             raise OrderRejected(
                 f"cannot cancel order {order_id}: its payment is in progress; cancel it once the payment "
-                'has failed; retry the parked payment, or give it up (Payments: "Give up on a parked payment")'
+                'has failed; retry the parked payment, or give it up (Payments: "Give up on a parked payment")',
+                code=Refusal.PAYMENT_IN_PROGRESS,
             )
 
     event_append(

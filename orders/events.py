@@ -1,8 +1,10 @@
-"""Order events: the facts orders records, and the published language other apps read by name."""
+"""Order events: the facts orders records (the published language other apps read by name), and
+the payments events orders reacts to, declared here by their published names: orders never
+imports payments."""
 
 import decimal
 
-from eventstore.events import DomainEvent, event_type
+from eventstore.events import DomainEvent, event_type, published
 
 
 @event_type("OrderPlaced")
@@ -24,3 +26,9 @@ class OrderConfirmed(DomainEvent):
 class OrderCancelled(DomainEvent):
     order_id: str
     reason: str
+
+
+# What orders reads of payments (payments' published language).
+PaymentStarted = published("PaymentStarted")
+PaymentIssued = published("PaymentIssued")
+PaymentFailed = published("PaymentFailed")

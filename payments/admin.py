@@ -1,7 +1,9 @@
 from django.contrib import admin
 
 from eventstore.admin import ReadOnlyAdmin
-from payments.commands import GiveUpRefused, Outcome, payment_give_up
+from payments.commands import Outcome, payment_give_up
+from payments.errors import PaymentRefused
+from payments.events import PaymentFailed, PaymentIssued
 from payments.gateway import GatewayUnavailable
 from payments.models import InProcessCharge, Payment
 from todolists.lists import registry as todo_lists
@@ -27,7 +29,10 @@ class PaymentAdmin(ReadOnlyAdmin):
         return request.user.has_perm("payments.give_up_payment")
 
     @admin.action(
-        description="Give up on a parked payment (records the charge if the gateway took one, else PaymentFailed)",
+        description=(
+            "Give up on a parked payment (records the charge if the gateway took one, "
+            f"else {PaymentFailed.event_type})"
+        ),
         permissions=["give_up"],
     )
     def give_up(self, request, queryset):
@@ -37,18 +42,20 @@ class PaymentAdmin(ReadOnlyAdmin):
         def give_up(payment: Payment) -> None:
             outcomes[payment.order_id] = payment_give_up(order_id=payment.order_id, actor=actor)
 
-        self.record_for_each(request, queryset, give_up, refused=(GiveUpRefused, GatewayUnavailable))
+        self.record_for_each(request, queryset, give_up, refused=(PaymentRefused, GatewayUnavailable))
         if not outcomes:
             return
-        self.catch_up_and_warn(
-            request, ["payments", *todo_lists.affected_by({"PaymentIssued", "PaymentFailed"})]
-        )
+        self.catch_up_and_warn(request, ["payments", *todo_lists.affected_by({PaymentIssued, PaymentFailed})])
         for order_id, outcome in list(outcomes.items())[:10]:
             if outcome == Outcome.ISSUED:
-                text = "the gateway had taken a charge under its key: recorded PaymentIssued, the order will be confirmed"
+                text = (
+                    "the gateway had taken a charge under its key: recorded "
+                    f"{PaymentIssued.event_type}, the order will be confirmed"
+                )
             else:
                 text = (
-                    "no charge under its key: recorded PaymentFailed (given_up), the order will be cancelled"
+                    f"no charge under its key: recorded {PaymentFailed.event_type} (given_up), "
+                    "the order will be cancelled"
                 )
             self.message_user(request, f"Payment of order {order_id}: {text}.")
 

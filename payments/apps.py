@@ -1,15 +1,28 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.apps import AppConfig
+
+if TYPE_CHECKING:
+    from payments.gateway import PaymentGateway
 
 
 class PaymentsConfig(AppConfig):
     name = "payments"
 
+    gateway: PaymentGateway | None = None
+    """The gateway to charge through. None: the one the settings name, built on each use
+    (payments/gateway.py, payment_gateway). Install another provider's adapter here, in ready();
+    tests install their fakes here too (the `gateway` fixture)."""
+
     def ready(self) -> None:
         # Explicit registration: event types on import, then the projection and the list.
         from eventstore.events import event_rule
         from eventstore.projections import registry as projections
-        from payments import events, todo  # noqa: F401
+        from payments import conf, todo  # noqa: F401  (conf: the settings' system checks)
         from payments import projections as payment_projections
+        from payments.events import OrderPlaced, PaymentFailed, PaymentIssued
         from payments.gateway import order_chargeable
         from todolists.lists import registry as todo_lists
         from todolists.process import Step
@@ -17,12 +30,12 @@ class PaymentsConfig(AppConfig):
 
         projections.register(payment_projections.payments)
         todo_lists.register(todo.payments_to_issue)
-        event_rule("OrderPlaced")(order_chargeable)
+        event_rule(OrderPlaced.event_type)(order_chargeable)
         # Not an automation, so declared for the process map.
         steps.register(
             Step(
                 name="Give up on a parked payment",
-                records=("PaymentIssued", "PaymentFailed"),
+                records=(PaymentIssued.event_type, PaymentFailed.event_type),
                 actor="operator",
             )
         )

@@ -12,13 +12,18 @@ from eventstore.store import (
     event_append,
     stream_read,
 )
-from payments.events import PaymentFailed, PaymentIssued, PaymentStarted
-from payments.gateway import PaymentDeclined, PaymentGateway, get_gateway
+from payments.errors import GiveUpRefused, Refusal
+from payments.events import OrderCancelled, OrderPlaced, PaymentFailed, PaymentIssued, PaymentStarted
+from payments.gateway import Charge, PaymentDeclined, PaymentGateway, payment_gateway
+from todolists.errors import Refusal as TodoRefusal
+from todolists.errors import TodoRefused
+from todolists.events import TodoItemParked, TodoRetryRequested
+from todolists.operator import todo_item_parked
 
-OUTCOMES = ("PaymentIssued", "PaymentFailed")
+OUTCOMES = (PaymentIssued.event_type, PaymentFailed.event_type)
 PAYMENTS_LIST = "payments_to_issue"  # the list payments owns (payments/todo.py)
-# What decides whether a parked payment may still be given up (the runner's events are read by name).
-GIVE_UP_FACTS = ("TodoItemParked", "TodoRetryRequested", "OrderCancelled")
+# What decides whether a parked payment may still be given up.
+GIVE_UP_FACTS = (TodoItemParked.event_type, TodoRetryRequested.event_type, OrderCancelled.event_type)
 
 
 class Outcome(enum.StrEnum):
@@ -37,6 +42,10 @@ def payment_idempotency_key(order_id: str) -> str:
     return f"order-{order_id}-payment"
 
 
+def _decided(events: Sequence[RecordedEvent]) -> bool:
+    return any(e.type in OUTCOMES for e in events)
+
+
 def payment_issue(
     *, order_id: str, gateway: PaymentGateway | None = None, case: Sequence[RecordedEvent] | None = None
 ) -> Outcome:
@@ -50,36 +59,19 @@ def payment_issue(
     if case is None:
         case = correlation_read(correlation_id=order_id)
     history = [e for e in case if e.stream_id == stream]
-    if any(e.type in OUTCOMES for e in history):
+    if _decided(history):
         return Outcome.ALREADY_DECIDED  # a lagging list or a second worker: never charge again
-    if any(e.type == "OrderCancelled" for e in case):
+    if any(e.type == OrderCancelled.event_type for e in case):
         return Outcome.ORDER_CANCELLED  # nothing to charge; the cancellation closes the item
-    [placed] = [e for e in case if e.type == "OrderPlaced"]
+    [placed] = [e for e in case if e.type == OrderPlaced.event_type]
     version = len(history)
-    if not any(e.type == "PaymentStarted" for e in history):
+    if not any(e.type == PaymentStarted.event_type for e in history):
         try:
             _start(order_id=order_id, expected_version=version, causation_id=str(placed.position))
         except _OrderCancelled:
             return Outcome.ORDER_CANCELLED  # nothing to charge; the cancellation closes the item
         version += 1
-    order = placed.event
-    amount, currency = order.amount, order.currency
-    gateway = gateway or get_gateway()
-    try:
-        charge = gateway.charge(
-            idempotency_key=payment_idempotency_key(order_id),
-            order_id=order_id,
-            amount=amount,
-            currency=currency,
-            payment_method=order.payment_method,
-        )
-        event = PaymentIssued(
-            order_id=order_id, payment_id=charge.payment_id, amount=amount, currency=currency
-        )
-        outcome = Outcome.ISSUED
-    except PaymentDeclined as declined:
-        event = PaymentFailed(order_id=order_id, decline_code=declined.code, message=declined.message)
-        outcome = Outcome.FAILED
+    event = _charge(order_id=order_id, order=placed.event, gateway=gateway or payment_gateway())
     try:
         event_append(
             stream_id=stream,
@@ -92,10 +84,27 @@ def payment_issue(
     except ConcurrencyError:
         # Someone appended meanwhile. If it was the outcome, the gateway's idempotency made it the
         # same charge; otherwise let the runner try again.
-        if any(e.type in OUTCOMES for e in stream_read(stream_id=stream)):
+        if _decided(stream_read(stream_id=stream)):
             return Outcome.ALREADY_DECIDED
         raise
-    return outcome
+    return Outcome.ISSUED if isinstance(event, PaymentIssued) else Outcome.FAILED
+
+
+def _charge(*, order_id: str, order: OrderPlaced, gateway: PaymentGateway) -> PaymentIssued | PaymentFailed:
+    """The charge's outcome as the event to record (GatewayUnavailable: nothing is decided)."""
+    try:
+        charge = gateway.charge(
+            idempotency_key=payment_idempotency_key(order_id),
+            order_id=order_id,
+            amount=order.amount,
+            currency=order.currency,
+            payment_method=order.payment_method,
+        )
+    except PaymentDeclined as declined:
+        return PaymentFailed(order_id=order_id, decline_code=declined.code, message=declined.message)
+    return PaymentIssued(
+        order_id=order_id, payment_id=charge.payment_id, amount=order.amount, currency=order.currency
+    )
 
 
 class _OrderCancelled(Exception):
@@ -105,7 +114,7 @@ class _OrderCancelled(Exception):
 def _start(*, order_id: str, expected_version: int, causation_id: str) -> None:
     def order_not_cancelled() -> None:
         # Runs under the log's append lock: no cancellation can slip in between check and append.
-        if correlation_read(correlation_id=order_id, types=["OrderCancelled"]):
+        if correlation_read(correlation_id=order_id, types=[OrderCancelled.event_type]):
             raise _OrderCancelled
 
     event_append(
@@ -123,9 +132,8 @@ def _start(*, order_id: str, expected_version: int, causation_id: str) -> None:
 
 GIVEN_UP = "given_up"
 
-
-class GiveUpRefused(ValueError):
-    """The payment cannot be given up now; the message says why and what to do instead."""
+# What todolists says about the item, in payments' words.
+_NOT_GIVABLE = {TodoRefusal.HELD: Refusal.HELD}
 
 
 def payment_give_up(*, order_id: str, actor: str, gateway: PaymentGateway | None = None) -> Outcome:
@@ -135,66 +143,73 @@ def payment_give_up(*, order_id: str, actor: str, gateway: PaymentGateway | None
     order gets cancelled: no money is taken for it). Appends at the stream version read here, so
     an outcome recorded meanwhile by a worker wins and this refuses.
 
-    Raises GiveUpRefused, or GatewayUnavailable when the gateway cannot tell (try again later).
+    Raises GiveUpRefused (its `code` says why), or GatewayUnavailable when the gateway cannot
+    tell (try again later).
     """
-    from django.utils import timezone
-
-    from todolists.models import TodoItem
-
-    item = TodoItem.objects.filter(list_name=PAYMENTS_LIST, key=order_id).first()
-    if item is None or item.status != TodoItem.Status.PARKED:
-        raise GiveUpRefused(
-            f"payment of order {order_id} is not parked ({item.status if item else 'no item'}); "
-            "only a parked payment can be given up"
-        )
-    if item.claimed_until and item.claimed_until >= timezone.now():
-        raise GiveUpRefused(
-            f"payment of order {order_id} is being worked by {item.claimed_by}; try again later"
-        )
-    gateway = gateway or get_gateway()
-    if item.parked_at and timezone.now() - item.parked_at < gateway.find_charge_lag:
-        # e.g. Stripe's search index lags its writes: a charge that recent might not show yet.
-        raise GiveUpRefused(
-            f"payment of order {order_id} was parked less than {gateway.find_charge_lag} ago; "
-            "the gateway may not show a charge that recent yet, try again shortly"
-        )
+    gateway = gateway or payment_gateway()
+    _check_givable(order_id=order_id, gateway=gateway)
     stream = payment_stream(order_id)
     history = stream_read(stream_id=stream)
-    if any(e.type in OUTCOMES for e in history):
-        raise GiveUpRefused(f"payment of order {order_id} is already decided")
+    if _decided(history):
+        raise GiveUpRefused(f"payment of order {order_id} is already decided", code=Refusal.DECIDED)
     charge = gateway.find_charge(idempotency_key=payment_idempotency_key(order_id))
-    if charge is not None:
-        [placed] = correlation_read(correlation_id=order_id, types=["OrderPlaced"])
-        order = placed.event
-        event = PaymentIssued(
-            order_id=order_id, payment_id=charge.payment_id, amount=order.amount, currency=order.currency
-        )
-    else:
-        event = PaymentFailed(
-            order_id=order_id, decline_code=GIVEN_UP, message=f"given up by {actor}: no charge under its key"
-        )
-
-    def still_parked_and_open() -> None:
-        # Under the order's lock, which an operator's retry takes too: a retry recorded since this
-        # began (a worker may be charging) or a cancellation makes this refuse.
-        case = correlation_read(correlation_id=order_id, types=GIVE_UP_FACTS)
-        last = [e for e in case if e.type != "OrderCancelled" and e.event.list == PAYMENTS_LIST][-1:]
-        if not last or last[0].type != "TodoItemParked":
-            raise GiveUpRefused(f"payment of order {order_id} was retried meanwhile; look again")
-        if any(e.type == "OrderCancelled" for e in case):
-            raise GiveUpRefused(f"order {order_id} is cancelled already")
-
     try:
         event_append(
             stream_id=stream,
-            events=[event],
+            events=[_given_up(order_id=order_id, charge=charge, actor=actor)],
             expected_version=len(history),
             correlation_id=order_id,
             actor=actor,
-            guard=still_parked_and_open,
+            guard=lambda: _still_parked_and_open(order_id),
         )
     except ConcurrencyError:
         raise GiveUpRefused(
-            f"payment of order {order_id} changed while giving up (a worker recorded something); look again"
+            f"payment of order {order_id} changed while giving up (a worker recorded something); look again",
+            code=Refusal.CHANGED,
         ) from None
     return Outcome.ISSUED if charge is not None else Outcome.FAILED
+
+
+def _check_givable(*, order_id: str, gateway: PaymentGateway) -> None:
+    """Parked, held by no worker, and parked long enough for the gateway to show its charges."""
+    try:
+        parked = todo_item_parked(list_name=PAYMENTS_LIST, key=order_id)
+    except TodoRefused as refused:
+        raise GiveUpRefused(
+            f"payment of order {order_id}: {refused}; only a parked payment no worker holds can be given up",
+            code=_NOT_GIVABLE.get(refused.code, Refusal.NOT_PARKED),
+        ) from None
+    if parked.parked_for < gateway.find_charge_lag:
+        # e.g. Stripe's search index lags its writes: a charge that recent might not show yet.
+        raise GiveUpRefused(
+            f"payment of order {order_id} was parked less than {gateway.find_charge_lag} ago; "
+            "the gateway may not show a charge that recent yet, try again shortly",
+            code=Refusal.TOO_RECENT,
+        )
+
+
+def _given_up(*, order_id: str, charge: Charge | None, actor: str) -> PaymentIssued | PaymentFailed:
+    """The outcome to record: the charge the gateway took under the order's key, or none."""
+    if charge is None:
+        return PaymentFailed(
+            order_id=order_id, decline_code=GIVEN_UP, message=f"given up by {actor}: no charge under its key"
+        )
+    [placed] = correlation_read(correlation_id=order_id, types=[OrderPlaced.event_type])
+    order = placed.event
+    return PaymentIssued(
+        order_id=order_id, payment_id=charge.payment_id, amount=order.amount, currency=order.currency
+    )
+
+
+def _still_parked_and_open(order_id: str) -> None:
+    """The give-up's guard. Under the order's lock, which an operator's retry takes too: a retry
+    recorded since this began (a worker may be charging) or a cancellation makes it refuse."""
+    case = correlation_read(correlation_id=order_id, types=GIVE_UP_FACTS)
+    cancelled = [e for e in case if e.type == OrderCancelled.event_type]
+    last = [e for e in case if e.type != OrderCancelled.event_type and e.event.list == PAYMENTS_LIST][-1:]
+    if not last or last[0].type != TodoItemParked.event_type:
+        raise GiveUpRefused(
+            f"payment of order {order_id} was retried meanwhile; look again", code=Refusal.RETRIED
+        )
+    if cancelled:
+        raise GiveUpRefused(f"order {order_id} is cancelled already", code=Refusal.ORDER_CANCELLED)

@@ -2,7 +2,7 @@
 
 import decimal
 
-from eventstore.events import DomainEvent, event_type
+from eventstore.events import DomainEvent, event_type, published
 
 
 @event_type("PaymentStarted")
@@ -29,3 +29,8 @@ class PaymentFailed(DomainEvent):
     order_id: str
     decline_code: str
     message: str
+
+
+# What payments reads of orders (orders' published language), by name: payments never imports orders.
+OrderPlaced = published("OrderPlaced")
+OrderCancelled = published("OrderCancelled")

@@ -15,10 +15,11 @@ import secrets
 import time
 from typing import Any, Protocol
 
-from django.conf import settings
+from django.apps import apps
 from django.db import IntegrityError, transaction
 
 from eventstore.events import InvalidEvent
+from payments.conf import conf
 from payments.models import InProcessCharge
 
 
@@ -231,9 +232,14 @@ class StripeGateway:
         return None
 
 
-def get_gateway() -> PaymentGateway:
-    if settings.PAYMENT_GATEWAY == "stripe":
-        return StripeGateway(api_key=settings.STRIPE_API_KEY, api_base=settings.STRIPE_API_BASE)
-    return InProcessGateway(
-        latency_ms=settings.INPROCESS_GATEWAY_LATENCY_MS, failure_rate=settings.INPROCESS_GATEWAY_FAILURE_RATE
-    )
+def gateway_from_settings() -> PaymentGateway:
+    if conf.gateway == "stripe":
+        return StripeGateway(api_key=conf.stripe_api_key, api_base=conf.stripe_api_base)
+    return InProcessGateway(latency_ms=conf.inprocess_latency_ms, failure_rate=conf.inprocess_failure_rate)
+
+
+def payment_gateway() -> PaymentGateway:
+    """The gateway payments charges through: the one installed on the app config (PaymentsConfig.
+    gateway: another provider's adapter, a test's fake), else the one the settings name."""
+    installed = apps.get_app_config("payments").gateway
+    return installed if installed is not None else gateway_from_settings()

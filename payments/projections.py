@@ -2,13 +2,16 @@
 
 from eventstore.projections import Envelope, HandlersByName, Row, row_projection
 from payments.commands import PAYMENTS_LIST
-from payments.events import PaymentFailed, PaymentIssued, PaymentStarted
+from payments.events import OrderPlaced, PaymentFailed, PaymentIssued, PaymentStarted
 from payments.models import Payment
 from todolists.events import TodoAttemptFailed, TodoRetryRequested
 
+# The runner's events about this app's list: keyed by the item, not by an order field.
+ITEM_EVENTS = (TodoAttemptFailed.event_type, TodoRetryRequested.event_type)
+
 
 def _key(e: Envelope) -> str | None:
-    if e.type in ("TodoAttemptFailed", "TodoRetryRequested"):
+    if e.type in ITEM_EVENTS:
         return e.event.key if e.event.list == PAYMENTS_LIST else None
     return e.event.order_id
 
@@ -76,7 +79,7 @@ payments = row_projection(
     key_field="order_id",
     key=_key,
     handlers=HandlersByName(
-        {"OrderPlaced": on_order_placed},  # orders' event, known by its published name
+        {OrderPlaced.event_type: on_order_placed},  # orders' event, known by its published name
         {
             PaymentStarted: on_started,
             PaymentIssued: on_issued,

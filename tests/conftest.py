@@ -1,9 +1,11 @@
+import dataclasses
 import os
 import threading
 import time
 from collections.abc import Callable
 
 import pytest
+from django.apps import apps
 from django.core.management import call_command
 from django.db import connection, connections, models
 from hypothesis import settings as hypothesis_settings
@@ -11,6 +13,7 @@ from hypothesis import settings as hypothesis_settings
 from eventstore.events import DomainEvent, event_type
 from eventstore.models import Event
 from eventstore.projections import Batch, Projection, Table, registry
+from payments.gateway import InProcessGateway, PaymentGateway
 
 ON_POSTGRES = connection.vendor == "postgresql"
 
@@ -142,6 +145,76 @@ def applied_projection():
 def no_nudge(settings):
     """Tests that drive the lists inline do not enqueue django-q2 tasks."""
     settings.TODO_NUDGE = False
+
+
+class ScriptedGateway(InProcessGateway):
+    """The in-process gateway with a test's script around each charge: `around(charge, **request)`,
+    where `charge()` makes the real one (or never, when the script raises or returns instead)."""
+
+    def __init__(self, around: Callable[..., object] | None = None, *, max_concurrency: int = 4) -> None:
+        super().__init__()
+        self.around = around
+        self.max_concurrency = max_concurrency
+
+    def charge(self, **request):
+        real = super().charge
+        return self.around(lambda: real(**request), **request) if self.around else real(**request)
+
+
+class NoGateway(InProcessGateway):
+    """Fails the test on any request: for code that must never reach the gateway."""
+
+    def charge(self, **request):
+        pytest.fail(f"the gateway was asked to charge {request['idempotency_key']}")
+
+    def find_charge(self, **request):
+        pytest.fail(f"the gateway was asked to find {request['idempotency_key']}")
+
+
+@pytest.fixture
+def use_gateway():
+    """Install a payment gateway for the test, through the seam production uses (the payments app
+    config's `gateway`): `use_gateway(ScriptedGateway(...))` returns it."""
+    config = apps.get_app_config("payments")
+
+    def install(gateway: PaymentGateway) -> PaymentGateway:
+        config.gateway = gateway
+        return gateway
+
+    yield install
+    config.gateway = None
+
+
+@pytest.fixture
+def use_broker():
+    """Install the function the nudge enqueues its tasks with, through the seam production uses
+    (the todolists app config's `enqueue`, async_task's signature): `use_broker(fn)`."""
+    config = apps.get_app_config("todolists")
+
+    def install(enqueue: Callable[..., object]) -> None:
+        config.enqueue = enqueue
+
+    yield install
+    config.enqueue = None
+
+
+@pytest.fixture
+def work_list_with():
+    """Work a registered list with another function for the test, its declaration otherwise the
+    same: `work_list_with(list_name, work)`, through the list registry's own API."""
+    from todolists.lists import registry as todo_lists
+
+    originals = []
+
+    def replace(list_name: str, work: Callable[..., object]) -> None:
+        original = todo_lists.unregister(list_name)
+        originals.append(original)
+        todo_lists.register(dataclasses.replace(original, work=work))
+
+    yield replace
+    for original in reversed(originals):
+        todo_lists.unregister(original.name)
+        todo_lists.register(original)
 
 
 @pytest.fixture

@@ -35,3 +35,93 @@ def test_no_app_uses_django_signals():
                 if any(n.startswith(("django.dispatch", "django.db.models.signals")) for n in names):
                     offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+# Files other helpers are rewriting at the time of writing; the lead empties this list at merge
+# (and fixes what the test then finds in them).
+BARE_TYPE_NAMES_NOT_YET_CHECKED = {
+    "todolists/status.py",
+    "todolists/health.py",
+    "todolists/metrics.py",
+    "todolists/admin.py",
+    "todolists/site.py",
+    "todolists/why.py",
+    "todolists/process.py",
+}
+BARE_TYPE_NAMES_NOT_YET_CHECKED_UNDER = ("eventstore/",)
+
+
+def _declaration_arguments(tree: ast.AST) -> set[int]:
+    """The ids of the string constants that declare an event type: `@event_type("Name")`."""
+    return {
+        id(node.args[0])
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "event_type"
+        and node.args
+    }
+
+
+def test_app_code_names_event_types_by_their_classes():
+    """A misspelt type name in a comparison is silently False; a misspelt class does not import.
+    Outside the declarations (and migrations), no string constant equals a registered type name."""
+    from eventstore.events import registered_types
+
+    names = set(registered_types())
+    offenders = []
+    for app in [*APPS, "config"]:
+        for path in sorted((ROOT / app).rglob("*.py")):
+            relative = path.relative_to(ROOT).as_posix()
+            if (
+                "/migrations/" in relative
+                or relative in BARE_TYPE_NAMES_NOT_YET_CHECKED
+                or relative.startswith(BARE_TYPE_NAMES_NOT_YET_CHECKED_UNDER)
+            ):
+                continue
+            tree = ast.parse(path.read_text())
+            declared = _declaration_arguments(tree)
+            offenders += [
+                f"{relative}:{node.lineno}: {node.value!r}"
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Constant) and node.value in names and id(node) not in declared
+            ]
+    assert names >= {"OrderPlaced", "PaymentIssued", "TodoItemParked"}  # the scan has names to look for
+    assert offenders == [], "refer to the event class (X.event_type, isinstance) instead:\n" + "\n".join(
+        offenders
+    )
+
+
+MAX_FUNCTION_LINES = 50
+# Files other helpers are rewriting at the time of writing; the lead empties this list at merge.
+LONG_FUNCTIONS_NOT_YET_CHECKED = {
+    "todolists/status.py",  # todo_lists_status
+    "todolists/metrics.py",  # collect
+    "todolists/health.py",
+    "todolists/admin.py",
+    "todolists/site.py",
+    "todolists/why.py",
+    "todolists/process.py",
+}
+LONG_FUNCTIONS_NOT_YET_CHECKED_UNDER = ("eventstore/",)  # row_projection
+
+
+def test_no_app_function_is_longer_than_fifty_lines():
+    """Invariants held by long, closure-heavy functions are hard to read and to change safely."""
+    offenders = []
+    for app in [*APPS, "config"]:
+        for path in sorted((ROOT / app).rglob("*.py")):
+            relative = path.relative_to(ROOT).as_posix()
+            if (
+                "/migrations/" in relative
+                or relative in LONG_FUNCTIONS_NOT_YET_CHECKED
+                or relative.startswith(LONG_FUNCTIONS_NOT_YET_CHECKED_UNDER)
+            ):
+                continue
+            offenders += [
+                f"{relative}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines"
+                for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+            ]
+    assert offenders == []

@@ -13,7 +13,8 @@ from django.utils import timezone
 from eventstore.models import Event
 from eventstore.projections import projections_catch_up
 from orders.models import Order
-from payments.commands import GiveUpRefused, Outcome, payment_give_up
+from payments.commands import Outcome, payment_give_up
+from payments.errors import GiveUpRefused, Refusal
 from payments.gateway import InProcessGateway
 from tests.factories import PlacedOrderFactory
 from todolists.lists import TodoList, registry
@@ -287,8 +288,9 @@ def test_give_up_with_no_charge_records_the_failure_and_the_order_is_cancelled(n
     call_command("process_todos")
     assert Order.objects.get(order_id=order_id).status == "cancelled"
     assert not Event.objects.filter(type="PaymentIssued", correlation_id=order_id).exists()
-    with pytest.raises(GiveUpRefused, match="not parked"):
+    with pytest.raises(GiveUpRefused) as refused:
         payment_give_up(order_id=order_id, actor="ops", gateway=InProcessGateway())
+    assert refused.value.code == Refusal.NOT_PARKED
 
 
 def test_give_up_after_a_charge_records_the_success_and_the_order_is_confirmed(no_nudge, settings):
@@ -302,15 +304,17 @@ def test_give_up_after_a_charge_records_the_success_and_the_order_is_confirmed(n
 def test_give_up_refuses_an_item_that_is_not_parked_and_a_busy_gateway(no_nudge, settings):
     order_id = PlacedOrderFactory()
     call_command("process_todos")
-    with pytest.raises(GiveUpRefused, match="not parked"):
+    with pytest.raises(GiveUpRefused) as refused:
         payment_give_up(order_id=order_id, actor="ops", gateway=InProcessGateway())
+    assert refused.value.code == Refusal.NOT_PARKED
     parked = park_for_give_up(settings, charge_first=False)
 
     class LaggingGateway(InProcessGateway):
         find_charge_lag = datetime.timedelta(minutes=3)
 
-    with pytest.raises(GiveUpRefused, match="parked less than"):
+    with pytest.raises(GiveUpRefused) as refused:
         payment_give_up(order_id=parked, actor="ops", gateway=LaggingGateway())
+    assert refused.value.code == Refusal.TOO_RECENT
     assert not Event.objects.filter(type="PaymentFailed", correlation_id=parked).exists()
 
 
@@ -369,8 +373,9 @@ def test_give_up_loses_to_an_outcome_a_worker_records_meanwhile(no_nudge, settin
             )
             return None  # what the gateway said a moment before the charge landed
 
-    with pytest.raises(GiveUpRefused, match="changed while giving up"):
+    with pytest.raises(GiveUpRefused) as refused:
         payment_give_up(order_id=order_id, actor="ops", gateway=RacingGateway())
+    assert refused.value.code == Refusal.CHANGED
     assert not Event.objects.filter(type="PaymentFailed", correlation_id=order_id).exists()
     call_command("process_todos")
     assert Order.objects.get(order_id=order_id).status == "confirmed"
@@ -389,8 +394,9 @@ def test_give_up_refuses_when_an_operator_retried_meanwhile(no_nudge, settings):
             todo_item_retry(item=item, actor="another operator")
             return None  # no charge yet: the retried worker has not charged
 
-    with pytest.raises(GiveUpRefused, match="retried meanwhile"):
+    with pytest.raises(GiveUpRefused) as refused:
         payment_give_up(order_id=order_id, actor="ops", gateway=RetriedMeanwhile())
+    assert refused.value.code == Refusal.RETRIED
     assert not Event.objects.filter(type="PaymentFailed", correlation_id=order_id).exists()
     call_command("process_todos")
     assert Order.objects.get(order_id=order_id).status == "confirmed"

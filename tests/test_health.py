@@ -162,15 +162,19 @@ def test_an_unmigrated_database_gets_a_one_line_hint_in_the_admin(tmp_path):
 def test_demo_checks_its_port_before_starting_anything(settings, monkeypatch):
     settings.DEBUG = True
     started = []
-    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a))
-    monkeypatch.setattr("orders.management.commands.demo.call_command", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a))  # a cluster
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(CommandError, match=f"Cannot listen on 127.0.0.1:{port}"):
             call_command("demo", "--addrport", f"127.0.0.1:{port}")
-    assert started == []  # no migrate, no orders, no cluster
+    from django.contrib.auth import get_user_model
+
+    from eventstore.models import Event
+
+    # No cluster, no login, no orders: a busy port stops it before anything with an effect.
+    assert started == [] and not get_user_model().objects.exists() and not Event.objects.exists()
 
 
 def test_process_todos_says_worked_succeeded_failed_parked(no_nudge, settings, capsys):

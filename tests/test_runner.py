@@ -19,9 +19,8 @@ from eventstore.store import correlations_read
 from orders.commands import order_cancel
 from orders.models import Order
 from payments.commands import Outcome, payment_issue
-from payments.gateway import InProcessGateway
 from payments.models import InProcessCharge
-from tests.conftest import requires_postgres
+from tests.conftest import ScriptedGateway, requires_postgres
 from tests.factories import PlacedOrderFactory
 from todolists.leases import todo_items_claim, todo_leases_expired
 from todolists.models import TodoItem
@@ -30,11 +29,11 @@ from todolists.runner import todo_list_work, todo_lists_work
 pytestmark = pytest.mark.django_db
 
 
-def refuse_to_charge(monkeypatch, why: str) -> None:
-    def charge(*args, **kwargs):
+def refuse_to_charge(use_gateway, why: str) -> None:
+    def charge(charge, **request):
         raise AssertionError(why)
 
-    monkeypatch.setattr(InProcessGateway, "charge", charge)
+    use_gateway(ScriptedGateway(charge))
 
 
 @requires_postgres("row locks and SKIP LOCKED; SQLite has one writer and no row locks")
@@ -66,27 +65,27 @@ def test_a_claim_skips_an_item_another_transaction_has_locked(place_orders, run_
     assert len(keys) == 10
 
 
-def test_replay_of_lists_with_open_items_never_does_the_work(place_orders, monkeypatch):
+def test_replay_of_lists_with_open_items_never_does_the_work(place_orders, use_gateway):
     place_orders(visa=2, declined=1)
     call_command("process_todos", "--list", "payments_to_issue")
     place_orders(visa=3, declined=0)  # three more, still open on payments_to_issue
     projections_catch_up()
     open_before = TodoItem.objects.filter(status="open").count()
     assert open_before == 3 + 2 + 1  # to pay, to confirm, to cancel
-    refuse_to_charge(monkeypatch, "a replay must never call the payment gateway")
+    refuse_to_charge(use_gateway, "a replay must never call the payment gateway")
     events_before = Event.objects.count()
     call_command("replay_projections")
     assert Event.objects.count() == events_before
     assert TodoItem.objects.filter(status="open").count() == open_before
 
 
-def test_a_cancellation_after_the_re_read_stops_the_charge(place_orders, monkeypatch):
+def test_a_cancellation_after_the_re_read_stops_the_charge(place_orders, use_gateway):
     """The batch re-read the order before an operator cancelled it: the guard on PaymentStarted,
     checked under the append lock, still refuses to start the payment."""
     [order_id], _ = place_orders(visa=1, declined=0)
     stale = correlations_read(correlation_ids=[order_id])[order_id]
     order_cancel(order_id=order_id, reason="customer called")
-    refuse_to_charge(monkeypatch, "charged a cancelled order")
+    refuse_to_charge(use_gateway, "charged a cancelled order")
     assert payment_issue(order_id=order_id, case=stale) == Outcome.ORDER_CANCELLED
     assert not Event.objects.filter(type="PaymentStarted").exists()
 
@@ -106,15 +105,14 @@ def test_a_dead_workers_expired_lease_is_listed_with_its_holder(place_orders):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_heartbeat_keeps_the_lease_of_a_batch_that_outlasts_it(
-    place_orders, settings, monkeypatch, wait_until
+    place_orders, settings, use_gateway, wait_until
 ):
     settings.TODO_LEASE_SECONDS = 1  # renewed every third of a second while the batch is in hand
     [order_id], _ = place_orders(visa=1, declined=0)
     projections_catch_up()
     stolen = []
-    real_issue = payment_issue
 
-    def slow_issue(**kwargs):
+    def slow_charge(charge, **request):
         item = TodoItem.objects.get(list_name="payments_to_issue", key=order_id)
         first_lease = item.claimed_until
 
@@ -128,9 +126,9 @@ def test_a_heartbeat_keeps_the_lease_of_a_batch_that_outlasts_it(
 
         wait_until(outlived, timeout=10, message="the heartbeat to renew the lease past its first end")
         stolen.extend(todo_items_claim(list_name="payments_to_issue", worker="w2", limit=10))
-        return real_issue(**kwargs)
+        return charge()
 
-    monkeypatch.setattr("payments.todo.payment_issue", slow_issue)
+    use_gateway(ScriptedGateway(slow_charge))
     result = todo_list_work(list_name="payments_to_issue", worker="w1")
     assert (result.worked, result.failed) == (1, 0)
     assert stolen == []
@@ -154,17 +152,16 @@ def test_a_task_takes_over_the_items_of_a_worker_that_died_holding_them(place_or
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_network_bound_gateway_charges_a_batch_concurrently(place_orders, monkeypatch):
+def test_a_network_bound_gateway_charges_a_batch_concurrently(place_orders, use_gateway):
     """Four charges must be in flight at once to pass the barrier; one at a time, it breaks."""
     paid, _ = place_orders(visa=4, declined=0)
     in_flight = threading.Barrier(4, timeout=10)
-    real_charge = InProcessGateway.charge
 
-    def charge_together(self, **kwargs):
+    def charge_together(charge, **request):
         in_flight.wait()
-        return real_charge(self, **kwargs)
+        return charge()
 
-    monkeypatch.setattr(InProcessGateway, "charge", charge_together)
+    use_gateway(ScriptedGateway(charge_together, max_concurrency=4))
     result = todo_list_work(list_name="payments_to_issue", batch=4)
     assert (result.worked, result.failed) == (4, 0)
     charges = InProcessCharge.objects.values("order_id").annotate(n=Count("pk"))
@@ -172,8 +169,8 @@ def test_a_network_bound_gateway_charges_a_batch_concurrently(place_orders, monk
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_inline_pipeline_pays_per_batch_not_per_item(place_orders, monkeypatch, settings):
-    monkeypatch.setattr(InProcessGateway, "max_concurrency", 1)  # every query on this connection
+def test_the_inline_pipeline_pays_per_batch_not_per_item(place_orders, use_gateway, settings):
+    use_gateway(ScriptedGateway(max_concurrency=1))  # every query on this connection
     settings.TODO_LEASE_SECONDS = 600  # no heartbeat renewal on a slow machine: count only the batch's
     place_orders(visa=100, declined=0)
     with CaptureQueriesContext(connection) as ctx:
@@ -196,13 +193,11 @@ def test_the_inline_pipeline_pays_per_batch_not_per_item(place_orders, monkeypat
 
 
 def test_a_command_nudges_the_lists_it_opened_once_it_commits(
-    settings, monkeypatch, django_capture_on_commit_callbacks
+    use_broker, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
     settings.TODO_NUDGE = True
     enqueued = []
-    monkeypatch.setattr(
-        "django_q.tasks.async_task", lambda func, *args, **kwargs: enqueued.append((func, *args))
-    )
+    use_broker(lambda func, *args, **kwargs: enqueued.append((func, *args)))
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         order_id = PlacedOrderFactory()
         assert enqueued == []  # nothing before the commit: a worker could not see the order yet
@@ -216,14 +211,14 @@ def test_a_command_nudges_the_lists_it_opened_once_it_commits(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_burst_of_appends_queues_one_nudge_per_list_until_its_task_starts(
-    place_orders, settings, monkeypatch
+    use_broker, place_orders, settings, monkeypatch
 ):
     from todolists import tasks
 
     settings.TODO_NUDGE = True
     settings.TODO_NUDGE_COALESCE_SECONDS = 3600  # however slow the machine places the thirty
     enqueued: list = []
-    monkeypatch.setattr("django_q.tasks.async_task", lambda fn, names, **kw: enqueued.append(names))
+    use_broker(lambda fn, names, **kw: enqueued.append(names))
     place_orders(visa=30, declined=0)
     assert enqueued == [["payments_to_issue"]]  # not thirty tasks in the broker's queue
     monkeypatch.setattr(tasks, "todo_lists_work", lambda **kwargs: [])

@@ -78,3 +78,45 @@ def test_the_owner_url_needs_postgresql():
     assert result.returncode == 2
     assert "DATABASE_OWNER_URL needs a PostgreSQL DATABASE_URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_settings_that_would_make_the_runner_spin_or_misreport_are_refused_at_start():
+    """A lease of 0 makes the heartbeat spin, a negative backoff retries in the past, and a stuck
+    threshold below the minute sweep reports every waiting list stuck: each is a system check error."""
+    result = manage(
+        "check",
+        DEBUG="1",
+        TODO_LEASE_SECONDS="0",
+        TODO_BACKOFF_SECONDS="-1",
+        TODO_STUCK_AFTER_SECONDS="59",
+        INPROCESS_GATEWAY_FAILURE_RATE="1.5",
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    errors = sorted(line.split(")")[0].split("(")[-1] for line in result.stderr.splitlines() if ": (" in line)
+    assert errors == ["payments.E104", "todolists.E101", "todolists.E102", "todolists.E105"]
+    assert "TODO_LEASE_SECONDS is 0: a lease must last more than 0 s" in result.stderr
+    assert "TODO_STUCK_AFTER_SECONDS is 59, below the sweep interval (60 s)" in result.stderr
+
+
+def test_the_defaults_pass_the_checks():
+    result = manage("check", DEBUG="1")
+    assert result.returncode == 0 and "no issues" in result.stdout, result.stderr
+
+
+def test_a_list_declaring_a_stuck_threshold_below_the_sweep_is_refused():
+    import dataclasses
+    import datetime
+
+    from django.core import checks
+
+    from todolists.lists import registry
+
+    hasty = dataclasses.replace(
+        registry.get("orders_to_confirm"), name="test_hasty", stuck_after=datetime.timedelta(seconds=30)
+    )
+    registry.register(hasty)
+    try:
+        messages = [m for m in checks.run_checks() if m.id == "todolists.E003"]
+    finally:
+        registry.unregister(hasty.name)
+    assert [m.msg.split(":")[0] for m in messages] == ["TODO list 'test_hasty'"]

@@ -70,7 +70,7 @@ def test_a_request_stripe_rejects_without_a_decline_code_is_a_failed_attempt_not
 
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_is_charged_through_stripe_from_several_threads(
-    localstripe, settings, place_orders, monkeypatch
+    localstripe, settings, place_orders, use_gateway
 ):
     """Outside a test transaction the runner charges a batch in a small thread pool (each thread with
     its own database connection, closed after the item); every order still gets one PaymentIntent."""
@@ -85,13 +85,13 @@ def test_a_batch_is_charged_through_stripe_from_several_threads(
     import threading
 
     threads = []
-    real_charge = StripeGateway.charge
 
-    def charge_and_note_the_thread(self, **kwargs):
-        threads.append(threading.current_thread())
-        return real_charge(self, **kwargs)
+    class NotingStripeGateway(StripeGateway):
+        def charge(self, **request):
+            threads.append(threading.current_thread())
+            return super().charge(**request)
 
-    monkeypatch.setattr(StripeGateway, "charge", charge_and_note_the_thread)
+    use_gateway(NotingStripeGateway(api_key=settings.STRIPE_API_KEY, api_base=settings.STRIPE_API_BASE))
     paid, failed = place_orders(visa=6, declined=2)
     result = todo_list_work(list_name="payments_to_issue", batch=8)
     assert (result.worked, result.failed) == (8, 0)

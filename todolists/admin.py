@@ -1,6 +1,5 @@
 import datetime
 
-from django.conf import settings
 from django.contrib import admin
 from django.db.models import Case, IntegerField, Q, Value, When
 from django.db.models.functions import Coalesce, Now
@@ -22,10 +21,11 @@ def link(url: str, text: object) -> str:
     return render_to_string("admin/todolists/link.html", {"url": url, "text": text})
 
 
-def story_url(correlation_id: str) -> str:
-    """The page that tells a business case's whole story (the order's, as configured)."""
+def story_url(correlation_id: str, list_name: str = "") -> str:
+    """The page that tells a business case's whole story, as the lists declare it (the order's);
+    else the event log filtered by the business case."""
     try:
-        return reverse(settings.TODO_STORY_URL_NAME, args=[correlation_id])
+        return reverse(registry.story_url_name(list_name), args=[correlation_id])
     except NoReverseMatch:
         return f"{reverse('admin:eventstore_event_changelist')}?q={correlation_id}"
 
@@ -188,12 +188,12 @@ class TodoItemAdmin(ReadOnlyAdmin):
     def closed(self, obj: TodoItem) -> str:
         return seconds(obj.closed_at)
 
-    @admin.display(description="key (order)", ordering="key")
+    @admin.display(description=f"key ({', '.join(registry.key_fields())})", ordering="key")
     def key_link(self, obj: TodoItem) -> str:
         # UUIDs are unique in their first 8 characters in practice; the full key is in the link
         # target and the item page, and the search box takes it whole.
         short = obj.key if len(obj.key) <= 13 else f"{obj.key[:8]}…"
-        return link(story_url(obj.correlation_id or obj.key), short)
+        return link(story_url(obj.correlation_id or obj.key, obj.list_name), short)
 
     @admin.display(description="age", ordering="opened_at")
     def age(self, obj: TodoItem) -> str:
@@ -239,7 +239,7 @@ class TodoItemAdmin(ReadOnlyAdmin):
             extra_context = {
                 **(extra_context or {}),
                 "why": todo_item_why(item=item),
-                "story_url": story_url(item.correlation_id or item.key),
+                "story_url": story_url(item.correlation_id or item.key, item.list_name),
                 "item_now": item_now(item),
             }
         return super().change_view(request, object_id, form_url, extra_context)
@@ -256,14 +256,11 @@ class TodoItemAdmin(ReadOnlyAdmin):
     def park(self, request, queryset):
         actor = request.user.get_username()
 
-        def park(item: TodoItem) -> None:
-            if item.status != TodoItem.Status.OPEN:
-                raise ValueError(
-                    f"{item.list_name} item {item.key} is {item.status}; only an open item can be parked."
-                )
-            todo_item_park(item=item, reason=f"parked by {actor}", actor=actor)
-
-        self.act_and_report(request, queryset, park)
+        self.act_and_report(
+            request,
+            queryset,
+            lambda item: todo_item_park(item=item, reason=f"parked by {actor}", actor=actor),
+        )
 
     def act_and_report(self, request, queryset, command) -> None:
         recorded = self.record_for_each(request, queryset, command)

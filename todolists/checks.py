@@ -4,6 +4,7 @@ carry the list's key field (see eventstore/checks.py for projections in general)
 from django.core import checks
 
 from eventstore.events import registered_types
+from todolists.conf import SWEEP_SECONDS
 from todolists.lists import registry
 
 
@@ -37,3 +38,17 @@ def lists_name_registered_types(app_configs=None, **kwargs) -> list[checks.Check
                         )
                     )
     return errors
+
+
+@checks.register()
+def lists_stuck_after_valid(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    return [
+        checks.Error(
+            f"TODO list {todo.name!r}: stuck_after is {todo.stuck_after}, below the sweep interval "
+            f"({SWEEP_SECONDS} s): the list would be reported stuck while it waits for the next sweep.",
+            hint=f"Declare stuck_after of {SWEEP_SECONDS} s or more, or leave it out (TODO_STUCK_AFTER_SECONDS).",
+            id="todolists.E003",
+        )
+        for todo in registry.all()
+        if todo.stuck_after is not None and todo.stuck_after.total_seconds() < SWEEP_SECONDS
+    ]

@@ -19,11 +19,11 @@ import socket
 import threading
 from collections.abc import Collection, Sequence
 
-from django.conf import settings
 from django.db import connection, connections, transaction
 from django.db.models import DateTimeField, DurationField, ExpressionWrapper, Q, QuerySet, Value
 from django.db.models.functions import Now
 
+from todolists.conf import conf
 from todolists.models import TodoItem
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def worker_id() -> str:
 
 def _lease_end() -> ExpressionWrapper:
     # The database's clock, not each machine's: workers on several hosts compare the same time.
-    lease = Value(datetime.timedelta(seconds=settings.TODO_LEASE_SECONDS), output_field=DurationField())
+    lease = Value(datetime.timedelta(seconds=conf.lease_seconds), output_field=DurationField())
     return ExpressionWrapper(Now() + lease, output_field=DateTimeField())
 
 
@@ -130,7 +130,7 @@ class LeaseHeartbeat:
         self.list_name = items[0].list_name if items else ""
         self.keys = [i.key for i in items]
         self.worker = worker
-        self.interval = settings.TODO_LEASE_SECONDS / 3
+        self.interval = conf.lease_seconds / 3
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeGuard
 
-from eventstore.projections import Envelope, HandlersByName, Projection, Row, RowHandler, row_projection
+from eventstore.events import DomainEvent
+from eventstore.projections import Envelope, HandlersByName, Projection, Row, row_projection
 from eventstore.projections import registry as projection_registry
 from eventstore.registry import Registry
 from todolists.events import TodoAttemptFailed, TodoItemParked, TodoRetryRequested
@@ -20,13 +22,22 @@ from todolists.models import TodoItem
 Work = Callable[..., Mapping[str, Exception | None]]
 """work(items: Sequence[TodoItem], *, deadline: float) -> {key: None when done, or the error}."""
 
+EventTypes = tuple[type[DomainEvent] | str, ...]
+"""Event classes, as a list declares them; kept as their type names (a name is checked by
+todolists/checks.py, so an extension may name a type it cannot import)."""
+
+
+def type_names(events: Iterable[type[DomainEvent] | str]) -> tuple[str, ...]:
+    """The registered type names of these event classes (names pass through)."""
+    return tuple(e if isinstance(e, str) else e.event_type for e in events)
+
 
 @dataclasses.dataclass(frozen=True)
 class TodoList:
     name: str
     title: str
-    opened_by: tuple[str, ...]
-    closed_by: tuple[str, ...]
+    opened_by: EventTypes
+    closed_by: EventTypes
     work: Work
     """The automation, called with a claimed batch: `work(items, deadline=...)` re-reads the
     batch's streams, acts item by item (starting none after `deadline`, a time.monotonic() value)
@@ -36,9 +47,17 @@ class TodoList:
     key_field: str
     """The field of the opening and closing events that names the item (e.g. an order id)."""
     stuck_after: datetime.timedelta | None = None
-    """An item due for longer than this marks the list stuck; None: settings.TODO_STUCK_AFTER_SECONDS."""
-    records: tuple[str, ...] = ()
+    """An item due for longer than this marks the list stuck; None: TODO_STUCK_AFTER_SECONDS."""
+    records: EventTypes = ()
     """Event types the automation (`work`) records, for the process map."""
+    story_url_name: str = ""
+    """The URL name of the page telling an item's business case's story, reversed with its
+    correlation id (e.g. "admin:orders_order_change"); empty: another list's (see the registry)."""
+
+    def __post_init__(self) -> None:
+        # Readers (the runner, the process map, the admin) compare type names.
+        for role in ("opened_by", "closed_by", "records"):
+            object.__setattr__(self, role, type_names(getattr(self, role)))
 
     @property
     def projection_name(self) -> str:
@@ -59,12 +78,24 @@ class TodoListRegistry(Registry[TodoList]):
             projection_registry.unregister(todo.projection_name)
         return todo
 
-    def affected_by(self, event_types: set[str]) -> list[str]:
+    def affected_by(self, event_types: Iterable[type[DomainEvent] | str]) -> list[str]:
         """The projections of the lists these events open or close."""
-        return [t.projection_name for t in self.all() if event_types & {*t.opened_by, *t.closed_by}]
+        names = set(type_names(event_types))
+        return [t.projection_name for t in self.all() if names & {*t.opened_by, *t.closed_by}]
 
-    def opened_by(self, event_types: set[str]) -> list[str]:
-        return [t.name for t in self.all() if event_types & set(t.opened_by)]
+    def story_url_name(self, list_name: str = "") -> str:
+        """The story page of a list's business cases: its own, else the first another list
+        declares (a business case is one correlation id, whichever list it is on); "" if none."""
+        own = self._items[list_name].story_url_name if list_name in self._items else ""
+        return own or next((t.story_url_name for t in self.all() if t.story_url_name), "")
+
+    def key_fields(self) -> list[str]:
+        """The names the lists give their keys (e.g. order_id), for column headers."""
+        return sorted({t.key_field for t in self.all()})
+
+    def opened_by(self, event_types: Iterable[type[DomainEvent] | str]) -> list[str]:
+        names = set(type_names(event_types))
+        return [t.name for t in self.all() if names & set(t.opened_by)]
 
 
 registry = TodoListRegistry("TODO list")
@@ -78,68 +109,10 @@ def _projection(todo: TodoList) -> Projection:
             return e.event.key if e.event.list == todo.name else None
         return str(getattr(e.event, todo.key_field))
 
-    def on_open(row: Row | None, e: Envelope) -> Row:
-        # A second opening event starts the item afresh.
-        return {
-            "correlation_id": e.correlation_id,
-            "payload": e.recorded.data,
-            "opened_at": e.recorded_at,
-            "opened_position": e.position,
-            "opened_by": e.type,
-            **OPENED,
-        }
-
-    def still_open(row: Row | None) -> bool:
-        return row is not None and row["status"] != TodoItem.Status.DONE
-
-    def on_close(row: Row | None, e: Envelope) -> Row | None:
-        # A closing event for a key with no open item closes nothing (e.g. OrderConfirmed for the
-        # cancel list).
-        if not still_open(row):
-            return None
-        return {
-            **row,
-            "status": TodoItem.Status.DONE,
-            "closed_at": e.recorded_at,
-            "closed_position": e.position,
-            "closed_by": e.type,
-            "next_attempt_at": None,
-        }
-
-    def on_attempt_failed(row: Row | None, e: Envelope) -> Row | None:
-        if not still_open(row):
-            return None
-        failed = e.event
-        return {
-            **row,
-            "attempts": failed.attempt,
-            "last_error": failed.error,
-            "next_attempt_at": failed.retry_at,
-        }
-
-    def on_parked(row: Row | None, e: Envelope) -> Row | None:
-        if not still_open(row):
-            return None
-        # The last error stays the work's own; the operator's or runner's reason has its column.
-        return {
-            **row,
-            "status": TodoItem.Status.PARKED,
-            "parked_at": e.recorded_at,
-            "parked_reason": e.event.reason,
-            "next_attempt_at": None,
-        }
-
-    def on_retry(row: Row | None, e: Envelope) -> Row | None:
-        if not still_open(row):
-            return None
-        return {**row, **RETRIED}
-
-    # A list's events are other apps', named by their published type names.
-    by_name: dict[str, RowHandler] = {t: on_open for t in todo.opened_by}
-    by_name |= {t: on_close for t in todo.closed_by}
+    # A list's opening and closing events are other apps', named by their published type names.
     handlers = HandlersByName(
-        by_name,
-        {TodoAttemptFailed: on_attempt_failed, TodoItemParked: on_parked, TodoRetryRequested: on_retry},
+        {t: _on_open for t in todo.opened_by} | {t: _on_close for t in todo.closed_by},
+        {TodoAttemptFailed: _on_attempt_failed, TodoItemParked: _on_parked, TodoRetryRequested: _on_retry},
     )
     return row_projection(
         name=todo.projection_name,
@@ -151,6 +124,67 @@ def _projection(todo: TodoList) -> Projection:
         scope={"list_name": todo.name},
         operational=("id", "claimed_by", "claimed_until"),
     )
+
+
+# --- the handlers every list's projection shares --------------------------------------------------
+
+
+def _on_open(row: Row | None, e: Envelope) -> Row:
+    # A second opening event starts the item afresh.
+    return {
+        "correlation_id": e.correlation_id,
+        "payload": e.recorded.data,
+        "opened_at": e.recorded_at,
+        "opened_position": e.position,
+        "opened_by": e.type,
+        **OPENED,
+    }
+
+
+def _open(row: Row | None) -> TypeGuard[Row]:
+    """An item not done: closing and runner's events change it (else nothing)."""
+    return row is not None and row["status"] != TodoItem.Status.DONE
+
+
+def _on_close(row: Row | None, e: Envelope) -> Row | None:
+    # A closing event for a key with no open item closes nothing (e.g. OrderConfirmed for the
+    # cancel list).
+    if not _open(row):
+        return None
+    return {
+        **row,
+        "status": TodoItem.Status.DONE,
+        "closed_at": e.recorded_at,
+        "closed_position": e.position,
+        "closed_by": e.type,
+        "next_attempt_at": None,
+    }
+
+
+def _on_attempt_failed(row: Row | None, e: Envelope) -> Row | None:
+    if not _open(row):
+        return None
+    failed = e.event
+    return {**row, "attempts": failed.attempt, "last_error": failed.error, "next_attempt_at": failed.retry_at}
+
+
+def _on_parked(row: Row | None, e: Envelope) -> Row | None:
+    if not _open(row):
+        return None
+    # The last error stays the work's own; the operator's or runner's reason has its column.
+    return {
+        **row,
+        "status": TodoItem.Status.PARKED,
+        "parked_at": e.recorded_at,
+        "parked_reason": e.event.reason,
+        "next_attempt_at": None,
+    }
+
+
+def _on_retry(row: Row | None, e: Envelope) -> Row | None:
+    if not _open(row):
+        return None
+    return {**row, **RETRIED}
 
 
 # The runner's and operators' events about items, for every list (todolists/events.py).

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from django.conf import settings
+from django.apps import apps
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from eventstore.store import RecordedEvent
+from todolists.conf import conf
 from todolists.events import TodoRetryRequested
 from todolists.lists import registry
 from todolists.models import PendingNudge
@@ -30,27 +31,37 @@ def todo_lists_nudge(*, list_names: list[str] | None = None, event_types: set[st
     schedule sweeps it, so a failed enqueue is logged, never raised.
     """
     names = sorted(set(list_names or []) | set(registry.opened_by(event_types or set())))
-    if not names or not settings.TODO_NUDGE:
+    if not names or not conf.nudge:
         return
 
     def enqueue() -> None:
-        from django_q.tasks import async_task
-
         try:
             due = _not_pending(names)
             if due:
-                async_task("todolists.tasks.work_lists", due, task_name=f"nudge {','.join(due)}")
+                todo_task_enqueue()("todolists.tasks.work_lists", due, task_name=f"nudge {','.join(due)}")
         except Exception:
             logger.warning("could not enqueue a nudge for %s; the schedule will sweep", names, exc_info=True)
 
     transaction.on_commit(enqueue)
 
 
+def todo_task_enqueue() -> Callable[..., object]:
+    """How a task reaches the cluster: the function installed on the app config (TodoListsConfig.
+    enqueue: a test's broker), else django-q2's `async_task`."""
+    installed = apps.get_app_config("todolists").enqueue
+    if installed is not None:
+        return installed
+    from django_q.tasks import async_task
+
+    return async_task
+
+
 def _not_pending(names: list[str]) -> list[str]:
     """Mark these lists' nudge as queued and return those that had none queued (or only a stale
-    one, whose task a broker may have lost): one UPDATE per list in the common case."""
+    one, whose task a broker may have lost). Per list: an UPDATE that takes a stale row over,
+    else a get-or-create (a fresh row found means its task is still to start)."""
     now = timezone.now()
-    stale = now - datetime.timedelta(seconds=settings.TODO_NUDGE_COALESCE_SECONDS)
+    stale = now - datetime.timedelta(seconds=conf.nudge_coalesce_seconds)
     due = []
     for name in names:
         free = Q(list_name=name) & Q(queued_at__lt=stale)

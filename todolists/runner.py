@@ -31,6 +31,7 @@ from eventstore.projections import (
     projections_catch_up,
 )
 from eventstore.store import correlations_read, event_append
+from todolists.conf import conf
 from todolists.events import TodoAttemptFailed
 from todolists.leases import (
     LeaseHeartbeat,
@@ -54,7 +55,7 @@ TAKEOVER_POLL_SECONDS = 0.5
 
 def backoff(*, attempt: int) -> datetime.timedelta:
     """5 s, 10 s, 20 s, ... (TODO_BACKOFF_SECONDS doubled per attempt), capped at one hour."""
-    return datetime.timedelta(seconds=min(settings.TODO_BACKOFF_SECONDS * 2 ** (attempt - 1), 3600))
+    return datetime.timedelta(seconds=min(conf.backoff_seconds * 2 ** (attempt - 1), 3600))
 
 
 class NoOutcome(Exception):
@@ -80,7 +81,7 @@ def todo_item_attempt_failed(*, todo: TodoList, item: TodoItem, error: Exception
         correlation_id=item.correlation_id,
         actor="automation",
     )
-    if attempt >= settings.TODO_MAX_ATTEMPTS:
+    if attempt >= conf.max_attempts:
         todo_item_park(
             item=item, reason=f"gave up after {attempt} attempts; last error: {message}", actor="automation"
         )
@@ -243,6 +244,29 @@ def _without_outcome(todo: TodoList, items: list[TodoItem]) -> list[TodoItem]:
     ]
 
 
+def _work_rounds(*, lists: Sequence[str], rounds: int, deadline: float, worker: str) -> list[WorkResult]:
+    """Catch every projection up once per round, then work each list; another round only while
+    some list worked something (its outcomes may open items on the next) and time is left."""
+    results: list[WorkResult] = []
+    for _ in range(rounds):
+        caught_up = {r.name: r for r in projections_catch_up()}  # the lists' own too: once
+        avoid = halted_correlations()
+        passed = [
+            todo_list_work(
+                list_name=n,
+                deadline=deadline,
+                worker=worker,
+                caught_up=caught_up[registry.get(n).projection_name],
+                avoid=avoid,
+            )
+            for n in lists
+        ]
+        results.extend(passed)
+        if not any(r.worked for r in passed) or time.monotonic() >= deadline:
+            break
+    return results
+
+
 def todo_lists_work(
     *,
     names: list[str] | None = None,
@@ -259,30 +283,12 @@ def todo_lists_work(
     sweep (a Redis broker loses the dead worker's own task). A live holder's heartbeat keeps its
     lease, and it releases the items when done, which ends the wait.
     """
-    results: list[WorkResult] = []
     deadline = work_deadline()  # one budget for the whole task, however many lists and rounds
     worker = worker or worker_id()
     lists = names or registry.names()
-
-    def work_rounds() -> None:
-        for _ in range(rounds):
-            caught_up = {r.name: r for r in projections_catch_up()}  # the lists' own too: once
-            avoid = halted_correlations()
-            passed = [
-                todo_list_work(
-                    list_name=n,
-                    deadline=deadline,
-                    worker=worker,
-                    caught_up=caught_up[registry.get(n).projection_name],
-                    avoid=avoid,
-                )
-                for n in lists
-            ]
-            results.extend(passed)
-            if not any(r.worked for r in passed) or names or time.monotonic() >= deadline:
-                break
-
-    work_rounds()
+    # Named lists (a nudge) get one pass; the sweep follows outcomes from list to list.
+    passes = 1 if names else rounds
+    results = _work_rounds(lists=lists, rounds=passes, deadline=deadline, worker=worker)
     while take_over and todo_leases_held_by_others(list_names=lists, worker=worker):
         if time.monotonic() >= deadline:
             # Hand the watch to a fresh task: a Redis broker has no other copy of this one.
@@ -290,9 +296,9 @@ def todo_lists_work(
             break
         time.sleep(TAKEOVER_POLL_SECONDS)
         if todo_items_claimable(list_names=lists):
-            before = len(results)
-            work_rounds()
-            if not any(r.worked for r in results[before:]):
+            taken = _work_rounds(lists=lists, rounds=passes, deadline=deadline, worker=worker)
+            results.extend(taken)
+            if not any(r.worked for r in taken):
                 # Claimable, yet nothing could be claimed: another worker was faster, or the list
                 # or the business case is halted. Stop watching; the minute sweep looks again.
                 break
