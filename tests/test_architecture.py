@@ -52,13 +52,14 @@ BARE_TYPE_NAMES_NOT_YET_CHECKED_UNDER = ("eventstore/",)
 
 
 def _declaration_arguments(tree: ast.AST) -> set[int]:
-    """The ids of the string constants that declare an event type: `@event_type("Name")`."""
+    """The ids of the string constants that declare an event type: `@event_type("Name")`, or name
+    another app's in its reader's declaration: `published("Name")`."""
     return {
         id(node.args[0])
         for node in ast.walk(tree)
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
-        and node.func.id == "event_type"
+        and node.func.id in ("event_type", "published")
         and node.args
     }
 
