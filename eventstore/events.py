@@ -147,3 +147,16 @@ class ProjectionEventSkipped(DomainEvent):
     projection: str
     position: int
     reason: str
+
+
+@event_type("ProjectionRebuilt")
+class ProjectionRebuilt(DomainEvent):
+    """A replay swapped in a rebuild whose rows differ from the live ones: how many, a sample of
+    their keys, and whether an operator accepted more than the threshold (`--accept-differences`)."""
+
+    projection: str
+    added: int
+    removed: int
+    changed: int
+    sample: list[str]
+    accepted: bool

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from django.apps.registry import Apps
 from django.db import connection, models, transaction
 
+from eventstore.models import ProjectionCheckpoint
 from eventstore.projections import (
     CatchUpResult,
     Projection,
@@ -166,12 +167,18 @@ class _Shadow:
 
 
 def projection_replay(
-    *, name: str, batch_size: int = 5000, progress: Callable[[int], None] | None = None
+    *,
+    name: str,
+    batch_size: int = 5000,
+    progress: Callable[[int], None] | None = None,
+    before_swap: Callable[[_Shadow, ProjectionCheckpoint], None] | None = None,
 ) -> CatchUpResult:
     """Rebuild one projection from position 0 into shadow tables, then swap them in.
 
     If an event cannot be applied (and no operator skip covers it), the rebuild stops, the shadow
     is dropped, and the live projection stays as it was; the result names the event.
+    `before_swap(shadow, checkpoint)` runs under the live checkpoint's lock once the shadow is at
+    the head (eventstore/shadow_diff.py compares there); raising in it leaves the live unchanged.
     """
     projection = registry.get(name)
     if not projection.tables:
@@ -198,6 +205,8 @@ def projection_replay(
                 shadow.skips |= set(checkpoint.skipped)  # recorded while the shadow was built
                 while not shadow.step():
                     pass
+                if before_swap:
+                    before_swap(shadow, checkpoint)
                 for table in projection.tables:
                     _swap(table, shadow.models[table.model])
                 checkpoint.tx_id, checkpoint.position = shadow.key.tx_id, shadow.key.position
