@@ -4,7 +4,12 @@ start, so a misspelt type name fails loudly instead of leaving items open."""
 
 from django.core import checks
 
-from eventstore.events import ProjectionEventSkipped, ProjectionRebuilt, registered_types
+from eventstore.events import (
+    EventTypeAcknowledged,
+    ProjectionEventSkipped,
+    ProjectionRebuilt,
+    registered_types,
+)
 from eventstore.projections import registry
 
 
@@ -21,10 +26,10 @@ def projections_handle_registered_types(app_configs=None, **kwargs) -> list[chec
         for name in projection.handles
         if name not in known
     ]
-    # The engine itself honours skips; a rebuild's record is for operators (the log is its view);
-    # every other type needs a projection that reads it.
+    # The engine itself honours skips and acknowledgements; a rebuild's record is for operators
+    # (the log is its view); every other type needs a projection that reads it.
     handled = {name for p in registry.all() for name in p.handles}
-    handled |= {ProjectionEventSkipped.event_type, ProjectionRebuilt.event_type}
+    handled |= {e.event_type for e in (ProjectionEventSkipped, ProjectionRebuilt, EventTypeAcknowledged)}
     errors += [
         checks.Error(
             f"Event type {name!r} is registered but no projection handles it: it would be recorded "

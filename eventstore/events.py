@@ -160,3 +160,12 @@ class ProjectionRebuilt(DomainEvent):
     changed: int
     sample: list[str]
     accepted: bool
+
+
+@event_type("EventTypeAcknowledged")
+class EventTypeAcknowledged(DomainEvent):
+    """An operator saw the events of a type no installed app registers and accepted that no
+    projection reads them (a retired type, another system's): they no longer count against health."""
+
+    type_name: str
+    reason: str

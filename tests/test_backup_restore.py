@@ -12,11 +12,13 @@ import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 
 from eventstore.events import registered_types
 from eventstore.models import Event
 from eventstore.projections import projection_skip, projections_catch_up
 from eventstore.store import event_append
+from eventstore.unknown_types import event_type_acknowledge
 from orders.events import OrderConfirmed
 from orders.models import Order
 from tests.conftest import database_url_for_subprocess, requires_postgres
@@ -62,7 +64,8 @@ def _manage(database: str, *args: str) -> subprocess.CompletedProcess:
 
 def _every_kind_of_event(seeded: dict[str, str]) -> None:
     """On top of the seeded process (placed, started, issued, failed, confirmed, cancelled, attempt
-    failed, parked): an operator retry, a skip, and a rebuild that changed a row."""
+    failed, parked): an operator retry, a skip, a rebuild that changed a row, and an acknowledged
+    event of a type no app registers."""
     todo_item_retry(item=TodoItem.objects.get(key=seeded["parked"]), actor="ops")
     stray = event_append(
         stream_id=f"order-{uuid.uuid4()}",
@@ -76,6 +79,10 @@ def _every_kind_of_event(seeded: dict[str, str]) -> None:
     )
     Order.objects.filter(order_id=seeded["confirmed"]).update(customer="tampered")
     call_command("replay_projections", "orders")  # puts it right, and records the rebuild
+    Event.objects.create(
+        stream_id="legacy", stream_version=1, type="LegacyThing", data={}, recorded_at=timezone.now()
+    )
+    event_type_acknowledge(type_name="LegacyThing", reason="retired", actor="ops")
     projections_catch_up()
     production = {t for t in registered_types() if t not in ("TestThingHappened", "ReceiptSent")}
     assert set(Event.objects.values_list("type", flat=True)) >= production
