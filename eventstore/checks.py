@@ -6,7 +6,13 @@ from typing import Any
 
 from django.core import checks
 
-from eventstore.events import ProjectionEventSkipped, published_names, registered_types
+from eventstore.events import (
+    EventTypeAcknowledged,
+    ProjectionEventSkipped,
+    ProjectionRebuilt,
+    published_names,
+    registered_types,
+)
 from eventstore.projections import HandlersByName, registry
 
 
@@ -42,8 +48,10 @@ def projections_handle_registered_types(app_configs: Any = None, **kwargs: Any) 
         for name in published_names()
         if name not in known
     ]
-    # The engine itself honours skips; every other type needs a projection that reads it.
-    handled = {name for p in registry.all() for name in p.types} | {ProjectionEventSkipped.event_type}
+    # The engine itself honours skips and acknowledgements; a rebuild's record is for operators
+    # (the log is its view); every other type needs a projection that reads it.
+    handled = {name for p in registry.all() for name in p.types}
+    handled |= {e.event_type for e in (ProjectionEventSkipped, ProjectionRebuilt, EventTypeAcknowledged)}
     errors += [
         checks.Error(
             f"Event type {name!r} is registered but no projection handles it: it would be recorded "

@@ -180,3 +180,25 @@ class ProjectionEventSkipped(DomainEvent):
     projection: str
     position: int
     reason: str
+
+
+@event_type("ProjectionRebuilt")
+class ProjectionRebuilt(DomainEvent):
+    """A replay swapped in a rebuild whose rows differ from the live ones: how many, a sample of
+    their keys, and whether an operator accepted more than the threshold (`--accept-differences`)."""
+
+    projection: str
+    added: int
+    removed: int
+    changed: int
+    sample: list[str]
+    accepted: bool
+
+
+@event_type("EventTypeAcknowledged")
+class EventTypeAcknowledged(DomainEvent):
+    """An operator saw the events of a type no installed app registers and accepted that no
+    projection reads them (a retired type, another system's): they no longer count against health."""
+
+    type_name: str
+    reason: str

@@ -121,10 +121,15 @@ def halted_correlations() -> set[str]:
 
 def unregistered_events() -> dict[str, int]:
     """Events in the log whose type no installed app registers, counted by type. They are never
-    applied by any projection, so they are reported instead of ignored."""
+    applied by any projection, so they are reported instead of ignored, until an operator
+    acknowledges the type (eventstore/unknown_types.py)."""
     known = set(registered_types())
     types = backend().distinct_types()
+    from eventstore.unknown_types import acknowledged_types  # builds on this module
+
     unknown = sorted(types - known)
+    if unknown:  # only then: a healthy log costs no extra query
+        unknown = sorted(set(unknown) - acknowledged_types())
     if not unknown:
         return {}
     counts = Event.objects.filter(type__in=unknown).values_list("type").annotate(n=models.Count("pk"))

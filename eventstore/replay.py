@@ -31,6 +31,7 @@ from eventstore.catchup import (
     clear_error,
     skipped_positions,
 )
+from eventstore.models import ProjectionCheckpoint
 from eventstore.projection import Projection, Table, registry
 from eventstore.record import LogKey
 
@@ -39,7 +40,7 @@ class ReplayRefused(RuntimeError):
     pass
 
 
-def _shadow_model(model: type[models.Model], projection: str) -> type[models.Model]:
+def shadow_model(model: type[models.Model], projection: str) -> type[models.Model]:
     """A model class with the same columns and unique constraints as `model`, on a shadow table of
     this projection's own (lists share TodoItem, so two lists' rebuilds must not share a shadow),
     registered in a private app registry so Django's own registry never sees it."""
@@ -80,7 +81,7 @@ def _create(shadow: type[models.Model]) -> None:
         cursor.execute(backend().shadow_table_sql(sql), params)
 
 
-def _columns(table: Table, include_key: bool = True) -> list[str]:
+def table_columns(table: Table, include_key: bool = True) -> list[str]:
     meta = table.model._meta
     names = []
     for field in meta.concrete_fields:
@@ -100,7 +101,7 @@ def _swap(table: Table, shadow: type[models.Model]) -> None:
     live, rebuilt = q(table.model._meta.db_table), q(shadow._meta.db_table)
     scope_sql = " AND ".join(f"{live}.{q(c)} = %s" for c in table.scope) or "TRUE"
     scope_params = list(table.scope.values())
-    columns = ", ".join(q(c) for c in _columns(table))
+    columns = ", ".join(q(c) for c in table_columns(table))
     with connection.cursor() as cursor:
         # Only this projection's rows travel, even if the shadow held others.
         shadow_scope = " AND ".join(f"{q(c)} = %s" for c in table.scope) or "TRUE"
@@ -112,7 +113,7 @@ def _swap(table: Table, shadow: type[models.Model]) -> None:
             )
             return
         keys = [column(model_field(table.model, k)) for k in table.key]
-        updates = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in _columns(table, include_key=False))
+        updates = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in table_columns(table, include_key=False))
         # A new row starts with the operational columns' defaults; an existing row keeps its own.
         operational = [
             f for f in table.model._meta.concrete_fields if f.name in table.operational and not f.primary_key
@@ -141,7 +142,7 @@ def _one_rebuild_at_a_time(name: str) -> Iterator[None]:
 
 
 @dataclasses.dataclass
-class _Shadow:
+class Shadow:
     projection: Projection
     models: dict[type[models.Model], type[models.Model]]
     skips: set[int]
@@ -157,20 +158,26 @@ class _Shadow:
 
 
 def projection_replay(
-    *, name: str, batch_size: int = 5000, progress: Callable[[int], None] | None = None
+    *,
+    name: str,
+    batch_size: int = 5000,
+    progress: Callable[[int], None] | None = None,
+    before_swap: Callable[[Shadow, ProjectionCheckpoint], None] | None = None,
 ) -> CatchUpResult:
     """Rebuild one projection from position 0 into shadow tables, then swap them in.
 
     If an event cannot be applied (and no operator skip covers it), the rebuild stops, the shadow
     is dropped, and the live projection stays as it was; the result names the event.
+    `before_swap(shadow, checkpoint)` runs under the live checkpoint's lock once the shadow is at
+    the head (eventstore/shadow_diff.py compares there); raising in it leaves the live unchanged.
     """
     projection = registry.get(name)
     if not projection.tables:
         # Without its tables the rebuild would apply the whole log again on top of the live rows.
         raise ReplayRefused(f"{name} declares no tables, so it cannot be rebuilt in a shadow")
-    shadow = _Shadow(
+    shadow = Shadow(
         projection=projection,
-        models={t.model: _shadow_model(t.model, name) for t in projection.tables},
+        models={t.model: shadow_model(t.model, name) for t in projection.tables},
         skips=skipped_positions(name=name),
         batch_size=batch_size,
     )
@@ -189,6 +196,8 @@ def projection_replay(
                 shadow.skips |= set(checkpoint.skipped)  # recorded while the shadow was built
                 while not shadow.step():
                     pass
+                if before_swap:
+                    before_swap(shadow, checkpoint)
                 for table in projection.tables:
                     _swap(table, shadow.models[table.model])
                 checkpoint.tx_id, checkpoint.position = shadow.key.tx_id, shadow.key.position

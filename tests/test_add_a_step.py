@@ -98,3 +98,51 @@ def test_a_step_declared_outside_orders_and_payments_runs_on_a_real_cluster_and_
     call_command("replay_projections")
     assert process_snapshot() == before
     assert Event.objects.count() == events_before  # a replay records nothing
+
+
+@pytest.mark.django_db(transaction=True)
+def test_todo_dry_run_shows_what_the_undeployed_receipts_list_would_hold_and_writes_nothing(place_orders):
+    import io
+
+    from django.core.management import call_command
+
+    from eventstore.models import ProjectionCheckpoint
+    from orders.models import Order
+    from tests.conftest import process_snapshot
+
+    place_orders(visa=4, declined=2)
+    call_command("process_todos")
+    confirmed = list(Order.objects.filter(status=Order.Status.CONFIRMED).values_list("order_id", flat=True))
+    assert len(confirmed) == 4 and "receipts_to_send" not in todo_lists.names()
+    before = (process_snapshot(), Event.objects.count(), list(ProjectionCheckpoint.objects.values_list()))
+
+    out = io.StringIO()
+    call_command("todo_dry_run", "tests.test_add_a_step:receipts_to_send", stdout=out)
+
+    printed = out.getvalue()
+    assert "open: 4 (due now: 4), parked: 0, done: 0" in printed
+    assert "waiting, by age: < 1 hour: 4, < 1 day: 0, < 7 days: 0, older than 7 days: 0" in printed
+    assert sorted(printed.split("oldest keys: ")[1].strip().split(", ")) == sorted(confirmed)
+    assert (
+        process_snapshot(),
+        Event.objects.count(),
+        list(ProjectionCheckpoint.objects.values_list()),
+    ) == before
+    assert receipts_sent() == 0  # no automation ran
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path, reason",
+    [
+        ("tests.test_add_a_step", "is not of the form"),
+        ("tests.no_such_module:receipts_to_send", "cannot import 'tests.no_such_module'"),
+        ("tests.test_add_a_step:no_such_list", "has no attribute 'no_such_list'"),
+        ("tests.test_add_a_step:send_receipt", "is a function, not a TodoList"),
+    ],
+)
+def test_todo_dry_run_refuses_what_is_not_a_list(path, reason):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=reason):
+        call_command("todo_dry_run", path)

@@ -30,6 +30,8 @@ class Backend(Protocol):
     """True: several processes may write at once (parallel replays make sense)."""
     has_roles: bool
     """True: the database has roles, so the log can be protected by the application role's rights."""
+    distinct_from: str
+    """The null-safe "differs" operator (a shadow compared with the live rows)."""
 
     @staticmethod
     def serves(connection: BaseDatabaseWrapper) -> bool: ...

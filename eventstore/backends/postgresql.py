@@ -56,6 +56,7 @@ class PostgreSQLBackend:
     appends_in_one_statement = True
     concurrent_writers = True
     has_roles = True
+    distinct_from = "IS DISTINCT FROM"
 
     # The transaction-id bound below which every transaction that could append to this log has
     # finished, for this reader: the lowest transaction id still running in THIS database, or the

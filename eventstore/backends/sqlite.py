@@ -24,6 +24,7 @@ class SQLiteBackend:
     appends_in_one_statement = False
     concurrent_writers = False
     has_roles = False
+    distinct_from = "IS NOT"
 
     @staticmethod
     def serves(connection: BaseDatabaseWrapper) -> bool:

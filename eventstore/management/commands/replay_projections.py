@@ -8,21 +8,24 @@ from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 
 from eventstore.backends import backend
-from eventstore.projections import CatchUpResult, registry
+from eventstore.projections import registry
 from eventstore.registry import NotRegistered
-from eventstore.replay import ReplayRefused, projection_replay
+from eventstore.replay import ReplayRefused
 from eventstore.setup_hint import MigratedCommand
+from eventstore.shadow_diff import CheckedReplay, projection_replay_checked
 from eventstore.store import log_head
 
 # A replay's result, or why it was refused.
-Outcome = CatchUpResult | ReplayRefused
+Outcome = CheckedReplay | ReplayRefused
 
 
 class Command(MigratedCommand):
     help = (
         "Rebuild projections (read models and TODO lists) from position 0 of the event log, into "
-        "shadow tables in short batches while the live ones keep serving, then swap them in. "
-        "Replay never calls the payment gateway or appends events."
+        "shadow tables in short batches while the live ones keep serving, compare them with the live "
+        "rows, then swap them in. A rebuild that differs by more than EVENTSTORE_REPLAY_MAX_DIFFERENCES "
+        "rows is not swapped unless --accept-differences; a swap that changed rows is recorded as a "
+        "ProjectionRebuilt event. Replay never calls the payment gateway."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -36,8 +39,32 @@ class Command(MigratedCommand):
             default=1,
             help="Projections rebuilt at once, each in its own process (PostgreSQL; default 1).",
         )
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="Rebuild and compare with the live rows, print the rows that differ, swap nothing; "
+            "exit 1 on any difference.",
+        )
+        parser.add_argument(
+            "--accept-differences",
+            action="store_true",
+            help="Swap even a rebuild that differs by more than EVENTSTORE_REPLAY_MAX_DIFFERENCES rows.",
+        )
+        parser.add_argument(
+            "--actor", default="manage.py replay_projections", help="Who replays (kept in the log)."
+        )
 
-    def handle(self, *args: Any, names: list[str], batch_size: int, jobs: int, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        names: list[str],
+        batch_size: int,
+        jobs: int,
+        check: bool,
+        accept_differences: bool,
+        actor: str,
+        **options: Any,
+    ) -> None:
         if batch_size < 1:
             raise CommandError("--batch-size must be a positive integer.")
         if jobs < 1:
@@ -49,18 +76,32 @@ class Command(MigratedCommand):
         except NotRegistered as exc:
             raise CommandError(str(exc)) from None
         head = log_head()
-        halted = []
+        self._options = {"check": check, "accept_differences": accept_differences, "actor": actor}
+        halted: list[str] = []
+        differing: list[str] = []
+        refused: list[str] = []
         results: Iterable[Outcome]
         if jobs > 1:
             results = self._replay_in_processes(selected, batch_size, jobs)
         else:
             results = (self._replay(name, head, batch_size) for name in selected)
-        for name, result in zip(selected, results, strict=True):
-            if isinstance(result, ReplayRefused):
-                raise CommandError(str(result))
+        for name, checked in zip(selected, results, strict=True):
+            if isinstance(checked, ReplayRefused):
+                raise CommandError(str(checked))
+            result, diff = checked.result, checked.diff
+            if diff is not None and diff.total:
+                differing.append(name)
+                self.stdout.write(f"{name}: {diff.total} rows differ ({diff.summary()})")
+                for line in diff.lines():
+                    self.stdout.write(f"  {line}")
             if result.error:
                 halted.append(name)
                 self.stderr.write(f"{name}: {result.error}")
+            elif checked.refused:
+                refused.append(checked.refused)
+            elif check:
+                if not diff.total:
+                    self.stdout.write(f"{name}: the rebuild equals the live rows")
             else:
                 self.stdout.write(f"{name}: applied {result.applied} events, checkpoint {result.position}")
         if halted:
@@ -68,6 +109,10 @@ class Command(MigratedCommand):
                 f"Replay stopped for: {', '.join(halted)}. Fix the handler, or pass the event with "
                 "projection_skip (see projection_status)."
             )
+        if refused:
+            raise CommandError("\n".join(refused))
+        if check and differing:
+            raise CommandError(f"The rebuild differs from the live rows for: {', '.join(differing)}.")
 
     def _replay_in_processes(self, names: list[str], batch_size: int, jobs: int) -> list[Outcome]:
         # Each child opens its own connection; none may inherit this one.
@@ -75,7 +120,7 @@ class Command(MigratedCommand):
         with concurrent.futures.ProcessPoolExecutor(
             jobs, mp_context=multiprocessing.get_context("fork")
         ) as pool:
-            return list(pool.map(_replay_one, names, [batch_size] * len(names)))
+            return list(pool.map(_replay_one, names, [batch_size] * len(names), [self._options] * len(names)))
 
     def _replay(self, name: str, head: int, batch_size: int) -> Outcome:
         try:
@@ -83,9 +128,9 @@ class Command(MigratedCommand):
         except ReplayRefused as exc:
             return exc
 
-    def _replay_with_progress(self, name: str, head: int, batch_size: int) -> CatchUpResult:
+    def _replay_with_progress(self, name: str, head: int, batch_size: int) -> CheckedReplay:
         if not self.stdout.isatty():
-            return projection_replay(name=name, batch_size=batch_size)
+            return projection_replay_checked(name=name, batch_size=batch_size, **self._options)
         from tqdm import tqdm
 
         # tqdm shows the rate and the time left.
@@ -94,12 +139,14 @@ class Command(MigratedCommand):
             def advance(position: int) -> None:
                 bar.update(max(position - bar.n, 0))
 
-            return projection_replay(name=name, batch_size=batch_size, progress=advance)
+            return projection_replay_checked(
+                name=name, batch_size=batch_size, progress=advance, **self._options
+            )
 
 
-def _replay_one(name: str, batch_size: int) -> Outcome:
+def _replay_one(name: str, batch_size: int, options: dict[str, Any]) -> Outcome:
     try:
-        return projection_replay(name=name, batch_size=batch_size)
+        return projection_replay_checked(name=name, batch_size=batch_size, **options)
     except ReplayRefused as exc:
         return exc
     finally:
