@@ -310,6 +310,16 @@ _VISIBLE_BELOW = """(
 )"""
 
 
+def log_visible_below() -> int | None:
+    """The read bound: readers see every event whose tx_id is below it. None on SQLite, where
+    nothing holds readers back."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {_VISIBLE_BELOW}")
+        return int(cursor.fetchone()[0])
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class LogKey:
     """A place in the read order of the log: (transaction id, position)."""

@@ -45,10 +45,16 @@ def _free() -> Q:
 
 
 def todo_items_claim(
-    *, list_name: str, worker: str, limit: int, avoid: Collection[str] = ()
+    *,
+    list_name: str,
+    worker: str,
+    limit: int,
+    avoid: Collection[str] = (),
+    task_started_at: datetime.datetime | None = None,
 ) -> list[TodoItem]:
     """Claim up to `limit` due items of a list, oldest first, for one lease; none of the business
-    cases (correlation ids) in `avoid`."""
+    cases (correlation ids) in `avoid`. The claim notes when it was made and when its task started
+    (the stage table's timestamps), in the same statement."""
     with transaction.atomic():
         candidates = (
             TodoItem.objects.filter(TodoItem.due(), _free(), list_name=list_name)
@@ -59,7 +65,9 @@ def todo_items_claim(
         ids = list(candidates.values_list("pk", flat=True))
         if not ids:
             return []
-        TodoItem.objects.filter(pk__in=ids).update(claimed_by=worker, claimed_until=_lease_end())
+        TodoItem.objects.filter(pk__in=ids).update(
+            claimed_by=worker, claimed_until=_lease_end(), claimed_at=Now(), task_started_at=task_started_at
+        )
     return list(TodoItem.objects.filter(pk__in=ids).order_by("opened_position"))
 
 

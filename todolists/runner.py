@@ -146,6 +146,7 @@ def todo_list_work(
     worker: str | None = None,
     caught_up: CatchUpResult | None = None,
     avoid: set[str] | None = None,
+    task_started_at: datetime.datetime | None = None,
 ) -> WorkResult:
     """Work the due items of one list, a batch at a time, and record failures. Stops when nothing
     is due, after `max_items`, or at `deadline` (a time.monotonic() value, checked before each
@@ -161,14 +162,22 @@ def todo_list_work(
     avoid = halted_correlations() if avoid is None else avoid
     while not caught_up.error and result.worked < max_items and time.monotonic() < deadline:
         items = todo_items_claim(
-            list_name=todo.name, worker=worker, limit=min(batch, max_items - result.worked), avoid=avoid
+            list_name=todo.name,
+            worker=worker,
+            limit=min(batch, max_items - result.worked),
+            avoid=avoid,
+            task_started_at=task_started_at,
         )
         if not items:
             break
+        unseen: set[str] = set()
         try:
-            caught_up = _work_batch(todo, items, worker, result, deadline)
+            caught_up = _work_batch(todo, items, worker, result, deadline, unseen)
         finally:
-            todo_items_release(items=items, worker=worker)  # what the deadline left unworked is free at once
+            # What the deadline left unworked is free at once. An item whose outcome is recorded
+            # but not yet visible to the list keeps its lease: released, it would be claimed and
+            # worked again and again (a hot loop) until a running transaction ends.
+            todo_items_release(items=[i for i in items if i.key not in unseen], worker=worker)
     if caught_up.error:
         # The list cannot see outcomes or failed attempts: working it would repeat itself.
         logger.error("%s: projection halted, not working the list: %s", list_name, caught_up.error)
@@ -183,16 +192,19 @@ def work_deadline() -> float:
 
 
 def _work_batch(
-    todo: TodoList, items: list[TodoItem], worker: str, result: WorkResult, deadline: float
+    todo: TodoList, items: list[TodoItem], worker: str, result: WorkResult, deadline: float, unseen: set[str]
 ) -> CatchUpResult:
     mine = todo_items_still_mine(items=items, worker=worker)
     # The leases live until the outcomes are on the list, not only while the work runs: a slow
     # catch-up must not let another worker take an item before its backoff shows.
     with LeaseHeartbeat(items=mine, worker=worker):
-        return _work_leased(todo, mine, result, deadline)
+        return _work_leased(todo, mine, result, deadline, unseen)
 
 
-def _work_leased(todo: TodoList, mine: list[TodoItem], result: WorkResult, deadline: float) -> CatchUpResult:
+def _work_leased(
+    todo: TodoList, mine: list[TodoItem], result: WorkResult, deadline: float, unseen: set[str]
+) -> CatchUpResult:
+    """Work the batch; add to `unseen` the keys whose outcome is in the log but not yet on the list."""
     outcomes: Mapping[str, Exception | None] = {}
     if mine:
         try:
@@ -211,7 +223,9 @@ def _work_leased(todo: TodoList, mine: list[TodoItem], result: WorkResult, deadl
     if caught_up.error:
         return caught_up
     succeeded = [i for i in mine if i.key in outcomes and outcomes[i.key] is None]
-    for item in _without_outcome(todo, succeeded):
+    missing, not_yet_visible = _without_outcome(todo, succeeded)
+    unseen.update(i.key for i in not_yet_visible)
+    for item in missing:
         result.failed += 1
         todo_item_attempt_failed(
             todo=todo, item=item, error=NoOutcome("the work finished without recording an outcome")
@@ -219,11 +233,12 @@ def _work_leased(todo: TodoList, mine: list[TodoItem], result: WorkResult, deadl
     return caught_up
 
 
-def _without_outcome(todo: TodoList, items: list[TodoItem]) -> list[TodoItem]:
-    """Items still open on the list whose closing event is not in the log either. The log, not the
-    list: a reader may be held back by a running transaction and not see a fresh outcome yet."""
+def _without_outcome(todo: TodoList, items: list[TodoItem]) -> tuple[list[TodoItem], list[TodoItem]]:
+    """Of the items still open on the list: those whose closing event is not in the log either, and
+    those whose closing event is in the log but not yet on the list (a reader held back by a running
+    transaction does not see a fresh outcome yet)."""
     if not items:
-        return []
+        return [], []
     still_open = dict(
         TodoItem.objects.filter(
             list_name=todo.name, key__in=[i.key for i in items], status=TodoItem.Status.OPEN
@@ -231,16 +246,17 @@ def _without_outcome(todo: TodoList, items: list[TodoItem]) -> list[TodoItem]:
     )
     suspects = [i for i in items if still_open.get(i.key) == i.attempts]
     if not suspects:
-        return []
+        return [], []
     closings = correlations_read(correlation_ids=[i.correlation_id for i in suspects], types=todo.closed_by)
-    return [
-        item
-        for item in suspects
-        if not any(
+
+    def closed_in_log(item: TodoItem) -> bool:
+        return any(
             e.position > item.opened_position and str(getattr(e.event, todo.key_field)) == item.key
             for e in closings[item.correlation_id]
         )
-    ]
+
+    closed = [i for i in suspects if closed_in_log(i)]
+    return [i for i in suspects if i not in closed], closed
 
 
 def todo_lists_work(
@@ -249,6 +265,7 @@ def todo_lists_work(
     rounds: int = 10,
     take_over: bool = False,
     worker: str | None = None,
+    started: float | None = None,
 ) -> list[WorkResult]:
     """Catch up every projection and work the lists until nothing is due (an outcome may open
     an item on the next list), at most `rounds` passes.
@@ -263,6 +280,7 @@ def todo_lists_work(
     deadline = work_deadline()  # one budget for the whole task, however many lists and rounds
     worker = worker or worker_id()
     lists = names or registry.names()
+    task_started_at = datetime.datetime.fromtimestamp(started or time.time(), tz=datetime.UTC)
 
     def work_rounds() -> None:
         for _ in range(rounds):
@@ -275,6 +293,7 @@ def todo_lists_work(
                     worker=worker,
                     caught_up=caught_up[registry.get(n).projection_name],
                     avoid=avoid,
+                    task_started_at=task_started_at,
                 )
                 for n in lists
             ]
