@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import connection, connections, transaction
 from django.db.models import DateTimeField, DurationField, ExpressionWrapper, Q, QuerySet, Value
 from django.db.models.functions import Now
+from django.db.models.sql import UpdateQuery
 
 from todolists.models import TodoItem
 
@@ -55,20 +56,44 @@ def todo_items_claim(
     """Claim up to `limit` due items of a list, oldest first, for one lease; none of the business
     cases (correlation ids) in `avoid`. The claim notes when it was made and when its task started
     (the stage table's timestamps), in the same statement."""
-    with transaction.atomic():
-        candidates = (
-            TodoItem.objects.filter(TodoItem.due(), _free(), list_name=list_name)
-            .exclude(correlation_id__in=list(avoid))
-            .select_for_update(skip_locked=True)
-            .order_by("opened_position")[:limit]
+    candidates = (
+        TodoItem.objects.filter(TodoItem.due(), _free(), list_name=list_name)
+        .exclude(correlation_id__in=list(avoid))
+        .select_for_update(skip_locked=True)
+        .order_by("opened_position")[:limit]
+    )
+    # One statement: UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING the rows.
+    update = TodoItem.objects.filter(pk__in=candidates.values("pk")).query.chain(UpdateQuery)
+    update.add_update_values(
+        {
+            "claimed_by": worker,
+            "claimed_until": _lease_end(),
+            "claimed_at": Now(),
+            "task_started_at": task_started_at,
+        }
+    )
+    fields = TodoItem._meta.concrete_fields
+    with transaction.atomic(), connection.cursor() as cursor:
+        sql, params = update.get_compiler(connection.alias).as_sql()
+        cursor.execute(
+            f"{sql} RETURNING {', '.join(connection.ops.quote_name(f.column) for f in fields)}", params
         )
-        ids = list(candidates.values_list("pk", flat=True))
-        if not ids:
-            return []
-        TodoItem.objects.filter(pk__in=ids).update(
-            claimed_by=worker, claimed_until=_lease_end(), claimed_at=Now(), task_started_at=task_started_at
-        )
-    return list(TodoItem.objects.filter(pk__in=ids).order_by("opened_position"))
+        rows = cursor.fetchall()
+    converters = [(f, f.get_db_converters(connection) + connection.ops.get_db_converters(f)) for f in fields]
+    items = [
+        TodoItem.from_db(connection.alias, [f.attname for f in fields], _converted(row, converters))
+        for row in rows
+    ]
+    return sorted(items, key=lambda i: i.opened_position)
+
+
+def _converted(row: tuple, converters: list) -> list:
+    values = []
+    for value, (field, fns) in zip(row, converters, strict=True):
+        for fn in fns:
+            value = fn(value, field, connection)
+        values.append(value)
+    return values
 
 
 def _held(*, list_name: str, keys: Sequence[str], worker: str) -> QuerySet[TodoItem]:

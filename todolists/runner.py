@@ -171,13 +171,15 @@ def todo_list_work(
         if not items:
             break
         unseen: set[str] = set()
+        closed: set[str] = set()
         try:
-            caught_up = _work_batch(todo, items, worker, result, deadline, unseen)
+            caught_up = _work_batch(todo, items, worker, result, deadline, unseen, closed)
         finally:
             # What the deadline left unworked is free at once. An item whose outcome is recorded
             # but not yet visible to the list keeps its lease: released, it would be claimed and
-            # worked again and again (a hot loop) until a running transaction ends.
-            todo_items_release(items=[i for i in items if i.key not in unseen], worker=worker)
+            # worked again and again (a hot loop) until a running transaction ends. A closed item
+            # is never claimed again: no release (and no statement when the whole batch closed).
+            todo_items_release(items=[i for i in items if i.key not in unseen | closed], worker=worker)
     if caught_up.error:
         # The list cannot see outcomes or failed attempts: working it would repeat itself.
         logger.error("%s: projection halted, not working the list: %s", list_name, caught_up.error)
@@ -192,19 +194,31 @@ def work_deadline() -> float:
 
 
 def _work_batch(
-    todo: TodoList, items: list[TodoItem], worker: str, result: WorkResult, deadline: float, unseen: set[str]
+    todo: TodoList,
+    items: list[TodoItem],
+    worker: str,
+    result: WorkResult,
+    deadline: float,
+    unseen: set[str],
+    closed: set[str],
 ) -> CatchUpResult:
     mine = todo_items_still_mine(items=items, worker=worker)
     # The leases live until the outcomes are on the list, not only while the work runs: a slow
     # catch-up must not let another worker take an item before its backoff shows.
     with LeaseHeartbeat(items=mine, worker=worker):
-        return _work_leased(todo, mine, result, deadline, unseen)
+        return _work_leased(todo, mine, result, deadline, unseen, closed)
 
 
 def _work_leased(
-    todo: TodoList, mine: list[TodoItem], result: WorkResult, deadline: float, unseen: set[str]
+    todo: TodoList,
+    mine: list[TodoItem],
+    result: WorkResult,
+    deadline: float,
+    unseen: set[str],
+    closed: set[str],
 ) -> CatchUpResult:
-    """Work the batch; add to `unseen` the keys whose outcome is in the log but not yet on the list."""
+    """Work the batch; add to `unseen` the keys whose outcome is in the log but not yet on the list,
+    and to `closed` those the list has closed."""
     outcomes: Mapping[str, Exception | None] = {}
     if mine:
         try:
@@ -223,8 +237,9 @@ def _work_leased(
     if caught_up.error:
         return caught_up
     succeeded = [i for i in mine if i.key in outcomes and outcomes[i.key] is None]
-    missing, not_yet_visible = _without_outcome(todo, succeeded)
+    missing, not_yet_visible, still_open = _without_outcome(todo, succeeded)
     unseen.update(i.key for i in not_yet_visible)
+    closed.update(i.key for i in succeeded if i.key not in still_open)
     for item in missing:
         result.failed += 1
         todo_item_attempt_failed(
@@ -233,12 +248,14 @@ def _work_leased(
     return caught_up
 
 
-def _without_outcome(todo: TodoList, items: list[TodoItem]) -> tuple[list[TodoItem], list[TodoItem]]:
+def _without_outcome(
+    todo: TodoList, items: list[TodoItem]
+) -> tuple[list[TodoItem], list[TodoItem], set[str]]:
     """Of the items still open on the list: those whose closing event is not in the log either, and
     those whose closing event is in the log but not yet on the list (a reader held back by a running
-    transaction does not see a fresh outcome yet)."""
+    transaction does not see a fresh outcome yet); and the keys still open."""
     if not items:
-        return [], []
+        return [], [], set()
     still_open = dict(
         TodoItem.objects.filter(
             list_name=todo.name, key__in=[i.key for i in items], status=TodoItem.Status.OPEN
@@ -246,7 +263,7 @@ def _without_outcome(todo: TodoList, items: list[TodoItem]) -> tuple[list[TodoIt
     )
     suspects = [i for i in items if still_open.get(i.key) == i.attempts]
     if not suspects:
-        return [], []
+        return [], [], set(still_open)
     closings = correlations_read(correlation_ids=[i.correlation_id for i in suspects], types=todo.closed_by)
 
     def closed_in_log(item: TodoItem) -> bool:
@@ -256,7 +273,13 @@ def _without_outcome(todo: TodoList, items: list[TodoItem]) -> tuple[list[TodoIt
         )
 
     closed = [i for i in suspects if closed_in_log(i)]
-    return [i for i in suspects if i not in closed], closed
+    return [i for i in suspects if i not in closed], closed, set(still_open)
+
+
+def _downstream(names: list[str]) -> list[str]:
+    """The lists opened by what these lists' automations record."""
+    recorded = {t for n in names for t in registry.get(n).records}
+    return registry.opened_by(recorded)
 
 
 def todo_lists_work(
@@ -266,9 +289,13 @@ def todo_lists_work(
     take_over: bool = False,
     worker: str | None = None,
     started: float | None = None,
+    follow: bool = False,
 ) -> list[WorkResult]:
     """Catch up every projection and work the lists until nothing is due (an outcome may open
     an item on the next list), at most `rounds` passes.
+
+    With `follow` (the nudge tasks), named lists that did work are followed by the lists their
+    outcomes open, in the same task.
 
     With `take_over` (the cluster's tasks), a task that is done stays while other workers hold
     leases on these lists, until its deadline: if a holder dies, its lease runs out within
@@ -283,6 +310,7 @@ def todo_lists_work(
     task_started_at = datetime.datetime.fromtimestamp(started or time.time(), tz=datetime.UTC)
 
     def work_rounds() -> None:
+        todo = list(lists)
         for _ in range(rounds):
             caught_up = {r.name: r for r in projections_catch_up()}  # the lists' own too: once
             avoid = halted_correlations()
@@ -295,11 +323,15 @@ def todo_lists_work(
                     avoid=avoid,
                     task_started_at=task_started_at,
                 )
-                for n in lists
+                for n in todo
             ]
             results.extend(passed)
-            if not any(r.worked for r in passed) or names or time.monotonic() >= deadline:
+            if not any(r.worked for r in passed) or (names and not follow) or time.monotonic() >= deadline:
                 break
+            if names and follow:
+                # Follow the outcomes downstream in this task (the lists they open), rather than
+                # through the broker: a nudge for the next list would wait for a free worker slot.
+                todo = _downstream([r.list_name for r in passed if r.worked])
 
     work_rounds()
     while take_over and todo_leases_held_by_others(list_names=lists, worker=worker):

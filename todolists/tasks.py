@@ -20,7 +20,7 @@ def work_lists(names: list[str] | None = None) -> str:
         lists = names or sorted(nudge.registry.names())
         nudge.todo_lists_nudge(list_names=lists, trigger=trigger)
         return f"held back: transaction {trigger} not yet visible; nudge handed on for {', '.join(lists)}"
-    results = todo_lists_work(names=names, take_over=True, started=started)
+    results = todo_lists_work(names=names, take_over=True, started=started, follow=True)
     return ", ".join(f"{r.list_name}: {r.worked} worked, {r.failed} failed" for r in results)
 
 
