@@ -17,6 +17,7 @@ import concurrent.futures
 import dataclasses
 import datetime
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -96,8 +97,8 @@ def todo_items_each(
     """Run `act` on each item, catching each item's failure: {key: None (done) or the error}.
 
     Items not started by the deadline are left out (the runner releases them). With concurrency
-    above 1, the items run in a small thread pool (for network-bound side effects such as a
-    Stripe call); each thread closes its own database connections. Inside an outer transaction
+    above 1, the items run in a few threads (for network-bound side effects such as a Stripe
+    call); each thread closes its own database connection when the batch is done. Inside an outer transaction
     they run one by one in this thread, since other connections could not see its writes.
     """
 
@@ -108,25 +109,35 @@ def todo_items_each(
             return exc
         return None
 
+    results: dict[str, Exception | None] = {}
     if concurrency <= 1 or len(items) <= 1 or connection.in_atomic_block:
-        results: dict[str, Exception | None] = {}
         for item in items:
             if time.monotonic() >= deadline:
                 break
             results[item.key] = one(item)
         return results
 
-    def in_thread(item: TodoItem) -> tuple[bool, Exception | None]:
-        try:
-            if time.monotonic() >= deadline:
-                return False, None
-            return True, one(item)
-        finally:
-            connections.close_all()
+    # A few threads take the items one after another, each on one database connection for the
+    # whole batch (a connection per item would cost a connect and its setup each time).
+    todo = iter(items)
+    taking = threading.Lock()
+    threads = min(concurrency, len(items))
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
-        done = dict(zip((i.key for i in items), pool.map(in_thread, items), strict=True))
-    return {key: error for key, (started, error) in done.items() if started}
+    def take_in_turn() -> None:
+        try:
+            while True:
+                with taking:
+                    item = next(todo, None)
+                if item is None or time.monotonic() >= deadline:
+                    return
+                results[item.key] = one(item)
+        finally:
+            connections.close_all()  # this thread's own
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
+        for future in [pool.submit(take_in_turn) for _ in range(threads)]:
+            future.result()
+    return results
 
 
 @dataclasses.dataclass
