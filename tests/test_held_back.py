@@ -95,3 +95,14 @@ def test_an_outcome_recorded_but_not_yet_visible_is_not_claimed_again_until_it_i
         assert (item.status, item.claimed_by) == (TodoItem.Status.OPEN, worker_id())
     wait_until(lambda: on_list(order_id, TodoItem.Status.DONE), message="the outcome on the list")
     assert InProcessCharge.objects.count() == 1
+
+
+def test_a_nudge_task_follows_its_outcomes_to_the_lists_they_open(place_orders):
+    """The payment's outcome opens the confirmation: the same task works it, no broker round trip."""
+    from orders.models import Order
+
+    [[order_id], _] = place_orders(visa=1, declined=0)
+    result = tasks.work_lists([PAYMENTS_LIST])
+    assert f"{PAYMENTS_LIST}: 1 worked" in result and "orders_to_confirm: 1 worked" in result
+    projections_catch_up()
+    assert Order.objects.get(order_id=order_id).status == "confirmed"
