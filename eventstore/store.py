@@ -305,20 +305,32 @@ def log_head() -> int:
 # A reader's own uncommitted events count only when no older transaction of ours is still running:
 # then reading them is safe (its checkpoint commits or rolls back with them) and a test in one
 # transaction sees them.
-_RUNNING_ELSEWHERE = """
-    SELECT backend_xid::text::bigint FROM pg_stat_get_activity(NULL)
-    WHERE backend_xid IS NOT NULL
-      AND datid IS DISTINCT FROM (SELECT oid FROM pg_database WHERE datname = current_database())
+_ELSEWHERE = """
+    -- the clear: a transaction caches pg_stat_activity at its first look, and ids met later
+    -- would all count as ours
+    SELECT pid, backend_xid FROM pg_stat_get_activity(
+        CASE WHEN pg_stat_clear_snapshot()::text IS NULL THEN 0 END
+    ) WHERE datid IS DISTINCT FROM (SELECT oid FROM pg_database WHERE datname = current_database())
 """
 _VISIBLE_BELOW = f"""(
     SELECT CASE
-        WHEN own IS NOT NULL AND xmax >= own AND (lowest IS NULL OR lowest >= own) THEN own + 1
+        WHEN own IS NULL OR lowest < own THEN COALESCE(lowest, xmax)
+        -- Every id in [xmax, own) is still running (the snapshot lists only those below xmax),
+        -- subtransactions' included: each holds the lock on its own id until its top level ends.
+        WHEN NOT EXISTS (
+            SELECT 1 FROM generate_series(xmax, own - 1) AS x WHERE mod(x, 4294967296) NOT IN (
+                SELECT l.transactionid::text::bigint FROM pg_locks AS l JOIN ({_ELSEWHERE}) AS e USING (pid)
+                WHERE l.locktype = 'transactionid' AND l.granted AND l.transactionid IS NOT NULL
+            )
+        ) THEN own + 1
         ELSE COALESCE(lowest, xmax)
     END
     FROM (
         SELECT own::text::bigint AS own, pg_snapshot_xmax(snap)::text::bigint AS xmax,
             (SELECT min(x::text::bigint) FROM pg_snapshot_xip(snap) AS x
-             WHERE mod(x::text::bigint, 4294967296) NOT IN ({_RUNNING_ELSEWHERE})) AS lowest
+             WHERE mod(x::text::bigint, 4294967296) NOT IN (
+                 SELECT backend_xid::text::bigint FROM ({_ELSEWHERE}) AS e WHERE backend_xid IS NOT NULL
+             )) AS lowest
         FROM (SELECT pg_current_snapshot() AS snap, pg_current_xact_id_if_assigned() AS own) AS s
     ) AS b
 )"""
