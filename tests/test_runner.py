@@ -196,7 +196,10 @@ def test_the_inline_pipeline_pays_per_batch_not_per_item(place_orders, monkeypat
     per_order = len(sql) / 100
     # 41 before batching, 17 before one-statement claims and charges; what remains is listed in
     # the README (Cost per order).
-    assert per_order <= 10, collections.Counter(re.sub(r"\s+", " ", s)[:50] for s in sql).most_common(12)
+    # SQLite's append reads the stream's version before its insert: one more statement per event.
+    assert per_order <= (10 if connection.vendor == "postgresql" else 13), collections.Counter(
+        re.sub(r"\s+", " ", s)[:50] for s in sql
+    ).most_common(12)
 
 
 def test_a_command_nudges_the_lists_it_opened_once_it_commits(

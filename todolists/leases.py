@@ -79,7 +79,8 @@ def todo_items_claim(
             f"{sql} RETURNING {', '.join(connection.ops.quote_name(f.column) for f in fields)}", params
         )
         rows = cursor.fetchall()
-    converters = [(f, f.get_db_converters(connection) + connection.ops.get_db_converters(f)) for f in fields]
+    columns = [f.get_col(TodoItem._meta.db_table) for f in fields]
+    converters = [(c, connection.ops.get_db_converters(c) + c.get_db_converters(connection)) for c in columns]
     items = [
         TodoItem.from_db(connection.alias, [f.attname for f in fields], _converted(row, converters))
         for row in rows
@@ -88,10 +89,11 @@ def todo_items_claim(
 
 
 def _converted(row: tuple, converters: list) -> list:
+    """The row's values as the ORM would load them (e.g. SQLite's text timestamps as datetimes)."""
     values = []
-    for value, (field, fns) in zip(row, converters, strict=True):
+    for value, (column, fns) in zip(row, converters, strict=True):
         for fn in fns:
-            value = fn(value, field, connection)
+            value = fn(value, column, connection)
         values.append(value)
     return values
 
