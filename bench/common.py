@@ -46,7 +46,8 @@ def db_drop(name: str) -> None:
 def bench_env(url: str, **extra: str) -> dict[str, str]:
     """The environment of a process that runs the project on the bench database."""
     return {
-        **os.environ,
+        # The broker is the benchmark's choice (REDIS_URL in `extra`), never the caller's shell's.
+        **{k: v for k, v in os.environ.items() if k != "REDIS_URL"},
         "DATABASE_URL": url,
         "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-not-a-secret",
         "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -59,6 +60,8 @@ def bench_env(url: str, **extra: str) -> dict[str, str]:
 
 def django_setup(url: str, *, migrate: bool = True, **extra: str) -> None:
     os.environ.update(bench_env(url, **extra))
+    if "REDIS_URL" not in extra:
+        os.environ.pop("REDIS_URL", None)
     import django
 
     django.setup()
@@ -109,6 +112,7 @@ class Row:
     target: Target | None = None
     note: str = ""
     missed: bool = False  # the target is missed whatever the value (e.g. the cluster fell behind)
+    stages: dict[str, tuple[float, float]] | None = None  # stage -> (p50, p99) seconds
 
     @property
     def ratio(self) -> float | None:
@@ -138,6 +142,11 @@ class Row:
             "target": self.target.text() if self.target else "",
             "met": self.met,
             "note": self.note,
+            **(
+                {"stages": {k: [round(v, 3) for v in pq] for k, pq in self.stages.items()}}
+                if self.stages
+                else {}
+            ),
         }
 
 

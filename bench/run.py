@@ -29,8 +29,10 @@ if str(ROOT) not in sys.path:
 
 from bench.common import Row, Target, db_create, db_drop, db_exists, db_url, django_setup, log  # noqa: E402
 
-BENCHMARKS = ("append", "catchup", "pipeline", "cluster", "dashboard", "replay_1m", "during_replay")
-DEFAULT = ("append", "catchup", "pipeline", "cluster", "dashboard")
+BENCHMARKS = (
+    "append", "catchup", "pipeline", "cluster", "cluster_redis", "dashboard", "replay_1m", "during_replay"
+)  # fmt: skip
+DEFAULT = ("append", "catchup", "pipeline", "cluster", "cluster_redis", "dashboard")
 SHARED_DB = {"replay_1m": "bench_log", "dashboard": "bench_log"}
 MODULES = {"replay_1m": "bench.replay_1m"}
 
@@ -40,7 +42,9 @@ def module(name: str):
 
 
 def database(name: str) -> str:
-    return SHARED_DB.get(name, f"bench_{name}")
+    # BENCH_DB_PREFIX keeps two checkouts benchmarking on one server apart.
+    prefix = os.environ.get("BENCH_DB_PREFIX", "bench_")
+    return prefix + SHARED_DB.get(name, f"bench_{name}").removeprefix("bench_")
 
 
 def child(args: argparse.Namespace) -> None:
@@ -103,7 +107,23 @@ def table(rows: list[dict]) -> str:
     text.insert(1, "-+-".join("-" * w for w in widths))
     notes = [f"  {r['name']}: {r['note']}" for r in rows if r["note"]]
     baselines = sorted({f"  {r['baseline_name']}" for r in rows if r["baseline_name"]})
-    return "\n".join([*text, "", "baselines:", *baselines, "", "notes:", *notes])
+    return "\n".join([*text, "", "baselines:", *baselines, "", "notes:", *notes, *stage_table(rows)])
+
+
+def stage_table(rows: list[dict]) -> list[str]:
+    """Where an order's time goes: per run with stages, each stage's p50 / p99 in seconds."""
+    staged = [r for r in rows if r.get("stages")]
+    if not staged:
+        return []
+    stages = list(staged[0]["stages"])
+    header = ["stage (p50 / p99, s)", *(r["name"].split(", placed")[0] for r in staged)]
+    lines = [header] + [
+        [stage, *(f"{r['stages'][stage][0]:.3f} / {r['stages'][stage][1]:.3f}" for r in staged)]
+        for stage in stages
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = [" | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
+    return ["", "stages:", *text]
 
 
 def main() -> None:

@@ -175,6 +175,12 @@ def log_head() -> int:
     return Event.objects.aggregate(p=Max("position"))["p"] or 0
 
 
+def log_visible_below() -> int | None:
+    """The read bound: readers see every event whose tx_id is below it. None where nothing holds
+    readers back (SQLite)."""
+    return backend().visible_below()
+
+
 def log_read(
     *, after: LogKey | int = 0, limit: int = 500, types: Sequence[str] | None = None
 ) -> list[RecordedEvent]:

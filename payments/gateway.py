@@ -16,7 +16,8 @@ import time
 from typing import Any, Protocol
 
 from django.apps import apps
-from django.db import IntegrityError, transaction
+from django.db import connection
+from django.utils import timezone
 
 from eventstore.events import InvalidEvent
 from payments.conf import conf
@@ -100,6 +101,21 @@ DECLINES = {
 }
 
 
+def _insert_new(charge: InProcessCharge) -> bool:
+    """INSERT ... ON CONFLICT (idempotency_key) DO NOTHING: did this request create the charge?"""
+    charge.created_at = timezone.now()
+    fields = [f for f in InProcessCharge._meta.concrete_fields if not f.primary_key]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {InProcessCharge._meta.db_table} ({', '.join(f.column for f in fields)})"
+            f" VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+            [f.get_db_prep_save(getattr(charge, f.attname), connection) for f in fields],
+        )
+        row = cursor.fetchone()
+    charge.pk = row[0] if row else None
+    return row is not None
+
+
 class InProcessGateway:
     """A stand-in for Stripe that lives in our database: the default, for demos and fault tests.
 
@@ -123,23 +139,22 @@ class InProcessGateway:
             time.sleep(self.latency_ms / 1000)
         if self.failure_rate and self.rng.random() < self.failure_rate:
             raise GatewayUnavailable("in-process gateway: injected transient failure (503)")
-        existing = InProcessCharge.objects.filter(idempotency_key=idempotency_key).first()
-        if existing is None:
-            decline = DECLINES.get(payment_method)
-            try:
-                with transaction.atomic():
-                    existing = InProcessCharge.objects.create(
-                        idempotency_key=idempotency_key,
-                        payment_id=f"pi_{secrets.token_hex(12)}",
-                        order_id=order_id,
-                        amount_minor=to_minor_units(amount),
-                        currency=currency,
-                        payment_method=payment_method,
-                        succeeded=decline is None,
-                        decline_code=decline[0] if decline else "",
-                    )
-            except IntegrityError:  # a concurrent request with the same key won
-                existing = InProcessCharge.objects.get(idempotency_key=idempotency_key)
+        decline = DECLINES.get(payment_method)
+        fresh = InProcessCharge(
+            idempotency_key=idempotency_key,
+            payment_id=f"pi_{secrets.token_hex(12)}",
+            order_id=order_id,
+            amount_minor=to_minor_units(amount),
+            currency=currency,
+            payment_method=payment_method,
+            succeeded=decline is None,
+            decline_code=decline[0] if decline else "",
+        )
+        # One statement for a first request: insert, and if the key exists insert nothing (a
+        # retry, or a concurrent request that won) and read what the first request decided.
+        existing = (
+            fresh if _insert_new(fresh) else InProcessCharge.objects.get(idempotency_key=idempotency_key)
+        )
         if not existing.succeeded:
             raise PaymentDeclined(
                 existing.decline_code, DECLINES.get(existing.payment_method, ("", "declined"))[1]

@@ -242,10 +242,14 @@ def process_snapshot() -> dict:
     }
 
 
+# The claim's bookkeeping: operational state, not rebuilt by a replay.
+OPERATIONAL = ("id", "claimed_by", "claimed_until", "claimed_at", "task_started_at")
+
+
 def _todo_fields() -> list[str]:
     from todolists.models import TodoItem
 
-    return [f.attname for f in TodoItem._meta.fields if f.name not in ("id", "claimed_by", "claimed_until")]
+    return [f.attname for f in TodoItem._meta.fields if f.name not in OPERATIONAL]
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -172,11 +172,14 @@ def test_a_network_bound_gateway_charges_a_batch_concurrently(place_orders, use_
 def test_the_inline_pipeline_pays_per_batch_not_per_item(place_orders, use_gateway, settings):
     use_gateway(ScriptedGateway(max_concurrency=1))  # every query on this connection
     settings.TODO_LEASE_SECONDS = 600  # no heartbeat renewal on a slow machine: count only the batch's
-    place_orders(visa=100, declined=0)
     with CaptureQueriesContext(connection) as ctx:
+        place_orders(visa=100, declined=0)
         todo_lists_work()
     assert Order.objects.filter(status="confirmed").count() == 100
-    sql = [q["sql"] for q in ctx.captured_queries]
+    # Every statement of place -> pay -> confirm, the gateway's included (one connection here),
+    # but transaction control, which the test's own transaction turns into savepoints.
+    control = re.compile(r"^(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b")
+    sql = [q["sql"] for q in ctx.captured_queries if not control.match(q["sql"])]
 
     def count(pattern: str) -> int:
         return sum(1 for s in sql if re.search(pattern, s))
@@ -188,8 +191,12 @@ def test_the_inline_pipeline_pays_per_batch_not_per_item(place_orders, use_gatew
     assert batches <= renewals <= batches + 2
     assert count(r'"eventstore_event"\."correlation_id" IN') == renewals  # one re-read per batch
     per_order = len(sql) / 100
-    # 41 before batching; what remains is mostly per-event appends and projection handlers.
-    assert per_order <= 36, collections.Counter(re.sub(r"\s+", " ", s)[:50] for s in sql).most_common(12)
+    # 41 before batching, 17 before one-statement claims and charges; what remains is listed in
+    # the README (Cost per order).
+    # SQLite's append reads the stream's version before its insert: one more statement per event.
+    assert per_order <= (10 if connection.vendor == "postgresql" else 13), collections.Counter(
+        re.sub(r"\s+", " ", s)[:50] for s in sql
+    ).most_common(12)
 
 
 def test_a_command_nudges_the_lists_it_opened_once_it_commits(

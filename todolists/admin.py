@@ -216,7 +216,7 @@ class TodoItemAdmin(ReadOnlyAdmin):
 
     @admin.display(description="lease")
     def lease(self, obj: TodoItem) -> str:
-        if not obj.claimed_by:
+        if not obj.claimed_by or obj.status != TodoItem.Status.OPEN:  # a closed item keeps its last claim
             return ""
         ran_out = " (ran out)" if obj.claimed_until and obj.claimed_until < timezone.now() else ""
         until = (

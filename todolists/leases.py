@@ -22,6 +22,7 @@ from collections.abc import Collection, Sequence
 from django.db import connection, connections, transaction
 from django.db.models import DateTimeField, DurationField, ExpressionWrapper, Q, QuerySet, Value
 from django.db.models.functions import Now
+from django.db.models.sql import UpdateQuery
 
 from todolists.conf import conf
 from todolists.models import TodoItem
@@ -45,22 +46,56 @@ def _free() -> Q:
 
 
 def todo_items_claim(
-    *, list_name: str, worker: str, limit: int, avoid: Collection[str] = ()
+    *,
+    list_name: str,
+    worker: str,
+    limit: int,
+    avoid: Collection[str] = (),
+    task_started_at: datetime.datetime | None = None,
 ) -> list[TodoItem]:
     """Claim up to `limit` due items of a list, oldest first, for one lease; none of the business
-    cases (correlation ids) in `avoid`."""
-    with transaction.atomic():
-        candidates = (
-            TodoItem.objects.filter(TodoItem.due(), _free(), list_name=list_name)
-            .exclude(correlation_id__in=list(avoid))
-            .select_for_update(skip_locked=True)
-            .order_by("opened_position")[:limit]
+    cases (correlation ids) in `avoid`. The claim notes when it was made and when its task started
+    (the stage table's timestamps), in the same statement."""
+    candidates = (
+        TodoItem.objects.filter(TodoItem.due(), _free(), list_name=list_name)
+        .exclude(correlation_id__in=list(avoid))
+        .select_for_update(skip_locked=True)
+        .order_by("opened_position")[:limit]
+    )
+    # One statement: UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING the rows.
+    update = TodoItem.objects.filter(pk__in=candidates.values("pk")).query.chain(UpdateQuery)
+    update.add_update_values(
+        {
+            "claimed_by": worker,
+            "claimed_until": _lease_end(),
+            "claimed_at": Now(),
+            "task_started_at": task_started_at,
+        }
+    )
+    fields = TodoItem._meta.concrete_fields
+    with transaction.atomic(), connection.cursor() as cursor:
+        sql, params = update.get_compiler(connection.alias).as_sql()
+        cursor.execute(
+            f"{sql} RETURNING {', '.join(connection.ops.quote_name(f.column) for f in fields)}", params
         )
-        ids = list(candidates.values_list("pk", flat=True))
-        if not ids:
-            return []
-        TodoItem.objects.filter(pk__in=ids).update(claimed_by=worker, claimed_until=_lease_end())
-    return list(TodoItem.objects.filter(pk__in=ids).order_by("opened_position"))
+        rows = cursor.fetchall()
+    columns = [f.get_col(TodoItem._meta.db_table) for f in fields]
+    converters = [(c, connection.ops.get_db_converters(c) + c.get_db_converters(connection)) for c in columns]
+    items = [
+        TodoItem.from_db(connection.alias, [f.attname for f in fields], _converted(row, converters))
+        for row in rows
+    ]
+    return sorted(items, key=lambda i: i.opened_position)
+
+
+def _converted(row: tuple, converters: list) -> list:
+    """The row's values as the ORM would load them (e.g. SQLite's text timestamps as datetimes)."""
+    values = []
+    for value, (column, fns) in zip(row, converters, strict=True):
+        for fn in fns:
+            value = fn(value, column, connection)
+        values.append(value)
+    return values
 
 
 def _held(*, list_name: str, keys: Sequence[str], worker: str) -> QuerySet[TodoItem]:

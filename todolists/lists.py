@@ -122,7 +122,7 @@ def _projection(todo: TodoList) -> Projection:
         key=key,
         handlers=handlers,
         scope={"list_name": todo.name},
-        operational=("id", "claimed_by", "claimed_until"),
+        operational=("id", "claimed_by", "claimed_until", "claimed_at", "task_started_at"),
     )
 
 

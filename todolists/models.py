@@ -34,6 +34,11 @@ class TodoItem(models.Model):
     # Operational state, not rebuilt by replay.
     claimed_by = models.CharField(max_length=200, blank=True, default="")
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # When the last claim was made, and when the task that made it started (the nudge's
+    # arrival): where an item's time goes, for the benchmark's stage table. Set by the claim's
+    # own UPDATE, so they cost no query.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    task_started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["opened_position"]
@@ -71,6 +76,9 @@ class PendingNudge(models.Model):
 
     list_name = models.CharField(max_length=100, primary_key=True)
     queued_at = models.DateTimeField()
+    trigger_tx_id = models.BigIntegerField(
+        default=0, help_text="The newest transaction id the queued task must see (0: any)."
+    )
 
     def __str__(self) -> str:
         return f"nudge for {self.list_name} queued at {self.queued_at}"

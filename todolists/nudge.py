@@ -2,20 +2,25 @@
 
 Latency comes from the nudge, safety from the schedule: if the broker is down or loses the task,
 the obligation is still on the list and the minute sweep works it.
+
+A nudge carries its trigger, the transaction id of the appends that caused it. A reader sees
+only below the oldest transaction still running, so the task waits until the read bound passes
+its trigger (or hands the nudge on to a fresh task): woken too early it would see nothing,
+report "0 worked" and drop the wake-up, since appends meanwhile were coalesced into it.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
+import time
 from collections.abc import Callable, Sequence
 
 from django.apps import apps
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
 from django.utils import timezone
 
-from eventstore.store import RecordedEvent
+from eventstore.store import RecordedEvent, log_visible_below
 from todolists.conf import conf
 from todolists.events import TodoRetryRequested
 from todolists.lists import registry
@@ -23,11 +28,19 @@ from todolists.models import PendingNudge
 
 logger = logging.getLogger(__name__)
 
+# How often a held-back nudge task looks at the read bound again, and how long it waits before it
+# hands the nudge on to a fresh task (so a long transaction does not hold a worker slot).
+VISIBLE_POLL_SECONDS = 0.05
+VISIBLE_WAIT_SECONDS = 10.0
 
-def todo_lists_nudge(*, list_names: list[str] | None = None, event_types: set[str] | None = None) -> None:
+
+def todo_lists_nudge(
+    *, list_names: list[str] | None = None, event_types: set[str] | None = None, trigger: int = 0
+) -> None:
     """After the current transaction commits, ask the cluster to work these lists now.
 
-    Best effort: if the broker is down the obligation is still on the list and the minute
+    `trigger` is the transaction id of the appended events (0: none), which the task waits to
+    see. Best effort: if the broker is down the obligation is still on the list and the minute
     schedule sweeps it, so a failed enqueue is logged, never raised.
     """
     names = sorted(set(list_names or []) | set(registry.opened_by(event_types or set())))
@@ -36,7 +49,7 @@ def todo_lists_nudge(*, list_names: list[str] | None = None, event_types: set[st
 
     def enqueue() -> None:
         try:
-            due = _not_pending(names)
+            due = _not_pending(names, trigger)
             if due:
                 todo_task_enqueue()("todolists.tasks.work_lists", due, task_name=f"nudge {','.join(due)}")
         except Exception as exc:  # one line, not a traceback: the order is placed all the same
@@ -61,36 +74,60 @@ def todo_task_enqueue() -> Callable[..., object]:
     return async_task
 
 
-def _not_pending(names: list[str]) -> list[str]:
-    """Mark these lists' nudge as queued and return those that had none queued (or only a stale
-    one, whose task a broker may have lost). Per list: an UPDATE that takes a stale row over,
-    else a get-or-create (a fresh row found means its task is still to start)."""
+_PENDING = PendingNudge._meta.db_table
+# One statement per list: create the pending row or raise its trigger to this one, and say whether
+# a task must be queued (no row yet, or only a stale one, whose task a broker may have lost).
+_UPSERT = f"""
+    INSERT INTO {_PENDING} (list_name, queued_at, trigger_tx_id) VALUES (%s, %s, %s)
+    ON CONFLICT (list_name) DO UPDATE SET
+        trigger_tx_id = CASE WHEN excluded.trigger_tx_id > {_PENDING}.trigger_tx_id
+                             THEN excluded.trigger_tx_id ELSE {_PENDING}.trigger_tx_id END,
+        queued_at = CASE WHEN {_PENDING}.queued_at < %s THEN excluded.queued_at ELSE {_PENDING}.queued_at END
+    RETURNING queued_at = %s
+"""
+
+
+def _not_pending(names: list[str], trigger: int) -> list[str]:
+    """Record the trigger on these lists' pending nudge; return the lists that had none queued."""
     now = timezone.now()
     stale = now - datetime.timedelta(seconds=conf.nudge_coalesce_seconds)
+    adapt = connection.ops.adapt_datetimefield_value
     due = []
-    for name in names:
-        free = Q(list_name=name) & Q(queued_at__lt=stale)
-        if PendingNudge.objects.filter(free).update(queued_at=now):
-            due.append(name)
-        else:
-            _, created = PendingNudge.objects.get_or_create(list_name=name, defaults={"queued_at": now})
-            if created:
+    with connection.cursor() as cursor:
+        for name in names:
+            cursor.execute(_UPSERT, [name, adapt(now), trigger, adapt(stale), adapt(now)])
+            if cursor.fetchone()[0]:
                 due.append(name)
     return due
 
 
-def todo_lists_nudge_started(*, list_names: list[str] | None) -> None:
-    """A nudge task starts (or the sweep): what is appended from now on may nudge again."""
-    pending = (
-        PendingNudge.objects.all()
-        if list_names is None
-        else PendingNudge.objects.filter(list_name__in=list_names)
-    )
-    pending.delete()
+def todo_lists_nudge_started(*, list_names: list[str] | None) -> int:
+    """A nudge task starts (or the sweep): what is appended from now on may nudge again. Returns
+    the newest trigger of the nudges it takes over (0: none)."""
+    where, params = "", []
+    if list_names is not None:
+        where, params = f"WHERE list_name IN ({', '.join(['%s'] * len(list_names))})", list(list_names)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {_PENDING} {where} RETURNING trigger_tx_id", params)
+        return max((row[0] for row in cursor.fetchall()), default=0)
+
+
+def todo_log_wait_visible(*, trigger: int, seconds: float) -> bool:
+    """Wait until readers see transaction `trigger` (the read bound passed it), at most `seconds`;
+    False at the deadline."""
+    deadline = time.monotonic() + seconds
+    while True:
+        bound = log_visible_below()
+        if bound is None or bound > trigger:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(VISIBLE_POLL_SECONDS)  # polling the bound, with the deadline above
 
 
 def todo_lists_nudge_after_append(recorded: Sequence[RecordedEvent]) -> None:
     """The append hook (registered in apps.py): nudge the lists these events open, and the list an
     operator's retry reopens. Commands never nudge by hand, so none can forget to."""
     retried = [e.event.list for e in recorded if e.type == TodoRetryRequested.event_type]
-    todo_lists_nudge(list_names=retried, event_types={e.type for e in recorded})
+    trigger = max((e.tx_id for e in recorded), default=0)
+    todo_lists_nudge(list_names=retried, event_types={e.type for e in recorded}, trigger=trigger)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import datetime
+import functools
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -97,8 +99,8 @@ def todo_items_each(
     """Run `act` on each item, catching each item's failure: {key: None (done) or the error}.
 
     Items not started by the deadline are left out (the runner releases them). With concurrency
-    above 1, the items run in a small thread pool (for network-bound side effects such as a
-    Stripe call); each thread closes its own database connections. Inside an outer transaction
+    above 1, the items run in a few threads (for network-bound side effects such as a Stripe
+    call); each thread closes its own database connection when the batch is done. Inside an outer transaction
     they run one by one in this thread, since other connections could not see its writes.
     """
 
@@ -109,25 +111,35 @@ def todo_items_each(
             return exc
         return None
 
+    results: dict[str, Exception | None] = {}
     if concurrency <= 1 or len(items) <= 1 or connection.in_atomic_block:
-        results: dict[str, Exception | None] = {}
         for item in items:
             if time.monotonic() >= deadline:
                 break
             results[item.key] = one(item)
         return results
 
-    def in_thread(item: TodoItem) -> tuple[bool, Exception | None]:
-        try:
-            if time.monotonic() >= deadline:
-                return False, None
-            return True, one(item)
-        finally:
-            connections.close_all()
+    # A few threads take the items one after another, each on one database connection for the
+    # whole batch (a connection per item would cost a connect and its setup each time).
+    todo = iter(items)
+    taking = threading.Lock()
+    threads = min(concurrency, len(items))
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
-        done = dict(zip((i.key for i in items), pool.map(in_thread, items), strict=True))
-    return {key: error for key, (started, error) in done.items() if started}
+    def take_in_turn() -> None:
+        try:
+            while True:
+                with taking:
+                    item = next(todo, None)
+                if item is None or time.monotonic() >= deadline:
+                    return
+                results[item.key] = one(item)
+        finally:
+            connections.close_all()  # this thread's own
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
+        for future in [pool.submit(take_in_turn) for _ in range(threads)]:
+            future.result()
+    return results
 
 
 @dataclasses.dataclass
@@ -147,6 +159,7 @@ def todo_list_work(
     worker: str | None = None,
     caught_up: CatchUpResult | None = None,
     avoid: set[str] | None = None,
+    task_started_at: datetime.datetime | None = None,
 ) -> WorkResult:
     """Work the due items of one list, a batch at a time, and record failures. Stops when nothing
     is due, after `max_items`, or at `deadline` (a time.monotonic() value, checked before each
@@ -162,14 +175,24 @@ def todo_list_work(
     avoid = halted_correlations() if avoid is None else avoid
     while not caught_up.error and result.worked < max_items and time.monotonic() < deadline:
         items = todo_items_claim(
-            list_name=todo.name, worker=worker, limit=min(batch, max_items - result.worked), avoid=avoid
+            list_name=todo.name,
+            worker=worker,
+            limit=min(batch, max_items - result.worked),
+            avoid=avoid,
+            task_started_at=task_started_at,
         )
         if not items:
             break
+        unseen: set[str] = set()
+        closed: set[str] = set()
         try:
-            caught_up = _work_batch(todo, items, worker, result, deadline)
+            caught_up = _work_batch(todo, items, worker, result, deadline, unseen, closed)
         finally:
-            todo_items_release(items=items, worker=worker)  # what the deadline left unworked is free at once
+            # What the deadline left unworked is free at once. An item whose outcome is recorded
+            # but not yet visible to the list keeps its lease: released, it would be claimed and
+            # worked again and again (a hot loop) until a running transaction ends. A closed item
+            # is never claimed again: no release (and no statement when the whole batch closed).
+            todo_items_release(items=[i for i in items if i.key not in unseen | closed], worker=worker)
     if caught_up.error:
         # The list cannot see outcomes or failed attempts: working it would repeat itself.
         logger.error("%s: projection halted, not working the list: %s", list_name, caught_up.error)
@@ -184,16 +207,31 @@ def work_deadline() -> float:
 
 
 def _work_batch(
-    todo: TodoList, items: list[TodoItem], worker: str, result: WorkResult, deadline: float
+    todo: TodoList,
+    items: list[TodoItem],
+    worker: str,
+    result: WorkResult,
+    deadline: float,
+    unseen: set[str],
+    closed: set[str],
 ) -> CatchUpResult:
     mine = todo_items_still_mine(items=items, worker=worker)
     # The leases live until the outcomes are on the list, not only while the work runs: a slow
     # catch-up must not let another worker take an item before its backoff shows.
     with LeaseHeartbeat(items=mine, worker=worker):
-        return _work_leased(todo, mine, result, deadline)
+        return _work_leased(todo, mine, result, deadline, unseen, closed)
 
 
-def _work_leased(todo: TodoList, mine: list[TodoItem], result: WorkResult, deadline: float) -> CatchUpResult:
+def _work_leased(
+    todo: TodoList,
+    mine: list[TodoItem],
+    result: WorkResult,
+    deadline: float,
+    unseen: set[str],
+    closed: set[str],
+) -> CatchUpResult:
+    """Work the batch; add to `unseen` the keys whose outcome is in the log but not yet on the list,
+    and to `closed` those the list has closed."""
     outcomes: Mapping[str, Exception | None] = {}
     if mine:
         try:
@@ -212,7 +250,10 @@ def _work_leased(todo: TodoList, mine: list[TodoItem], result: WorkResult, deadl
     if caught_up.error:
         return caught_up
     succeeded = [i for i in mine if i.key in outcomes and outcomes[i.key] is None]
-    for item in _without_outcome(todo, succeeded):
+    missing, not_yet_visible, still_open = _without_outcome(todo, succeeded)
+    unseen.update(i.key for i in not_yet_visible)
+    closed.update(i.key for i in succeeded if i.key not in still_open)
+    for item in missing:
         result.failed += 1
         todo_item_attempt_failed(
             todo=todo, item=item, error=NoOutcome("the work finished without recording an outcome")
@@ -220,11 +261,14 @@ def _work_leased(todo: TodoList, mine: list[TodoItem], result: WorkResult, deadl
     return caught_up
 
 
-def _without_outcome(todo: TodoList, items: list[TodoItem]) -> list[TodoItem]:
-    """Items still open on the list whose closing event is not in the log either. The log, not the
-    list: a reader may be held back by a running transaction and not see a fresh outcome yet."""
+def _without_outcome(
+    todo: TodoList, items: list[TodoItem]
+) -> tuple[list[TodoItem], list[TodoItem], set[str]]:
+    """Of the items still open on the list: those whose closing event is not in the log either, and
+    those whose closing event is in the log but not yet on the list (a reader held back by a running
+    transaction does not see a fresh outcome yet); and the keys still open."""
     if not items:
-        return []
+        return [], [], set()
     still_open = dict(
         TodoItem.objects.filter(
             list_name=todo.name, key__in=[i.key for i in items], status=TodoItem.Status.OPEN
@@ -232,22 +276,40 @@ def _without_outcome(todo: TodoList, items: list[TodoItem]) -> list[TodoItem]:
     )
     suspects = [i for i in items if still_open.get(i.key) == i.attempts]
     if not suspects:
-        return []
+        return [], [], set(still_open)
     closings = correlations_read(correlation_ids=[i.correlation_id for i in suspects], types=todo.closed_by)
-    return [
-        item
-        for item in suspects
-        if not any(
+
+    def closed_in_log(item: TodoItem) -> bool:
+        return any(
             e.position > item.opened_position and str(getattr(e.event, todo.key_field)) == item.key
             for e in closings[item.correlation_id]
         )
-    ]
+
+    closed = [i for i in suspects if closed_in_log(i)]
+    return [i for i in suspects if i not in closed], closed, set(still_open)
 
 
-def _work_rounds(*, lists: Sequence[str], rounds: int, deadline: float, worker: str) -> list[WorkResult]:
-    """Catch every projection up once per round, then work each list; another round only while
-    some list worked something (its outcomes may open items on the next) and time is left."""
+def _downstream(names: list[str]) -> list[str]:
+    """The lists opened by what these lists' automations record."""
+    recorded = {t for n in names for t in registry.get(n).records}
+    return registry.opened_by(recorded)
+
+
+def _work_rounds(
+    *,
+    lists: Sequence[str],
+    rounds: int,
+    deadline: float,
+    worker: str,
+    task_started_at: datetime.datetime,
+    follow: bool,
+) -> list[WorkResult]:
+    """Catch every projection up once per round, then work the lists; another round only while
+    some list worked something (its outcomes may open items on the next) and time is left. With
+    `follow`, the next round works only the lists those outcomes open: in this task, rather than
+    through the broker, where a nudge for the next list would wait for a free worker slot."""
     results: list[WorkResult] = []
+    todo = list(lists)
     for _ in range(rounds):
         caught_up = {r.name: r for r in projections_catch_up()}  # the lists' own too: once
         avoid = halted_correlations()
@@ -258,12 +320,15 @@ def _work_rounds(*, lists: Sequence[str], rounds: int, deadline: float, worker: 
                 worker=worker,
                 caught_up=caught_up[registry.get(n).projection_name],
                 avoid=avoid,
+                task_started_at=task_started_at,
             )
-            for n in lists
+            for n in todo
         ]
         results.extend(passed)
         if not any(r.worked for r in passed) or time.monotonic() >= deadline:
             break
+        if follow:
+            todo = _downstream([r.list_name for r in passed if r.worked])
     return results
 
 
@@ -273,9 +338,14 @@ def todo_lists_work(
     rounds: int = 10,
     take_over: bool = False,
     worker: str | None = None,
+    started: float | None = None,
+    follow: bool = False,
 ) -> list[WorkResult]:
     """Catch up every projection and work the lists until nothing is due (an outcome may open
     an item on the next list), at most `rounds` passes.
+
+    With `follow` (the nudge tasks), named lists that did work are followed by the lists their
+    outcomes open, in the same task.
 
     With `take_over` (the cluster's tasks), a task that is done stays while other workers hold
     leases on these lists, until its deadline: if a holder dies, its lease runs out within
@@ -286,9 +356,19 @@ def todo_lists_work(
     deadline = work_deadline()  # one budget for the whole task, however many lists and rounds
     worker = worker or worker_id()
     lists = names or registry.names()
-    # Named lists (a nudge) get one pass; the sweep follows outcomes from list to list.
-    passes = 1 if names else rounds
-    results = _work_rounds(lists=lists, rounds=passes, deadline=deadline, worker=worker)
+    # Named lists (a nudge) get one pass, or follow their outcomes downstream; the sweep works
+    # every list until nothing moves.
+    task_started_at = datetime.datetime.fromtimestamp(started or time.time(), tz=datetime.UTC)
+    work = functools.partial(
+        _work_rounds,
+        lists=lists,
+        rounds=rounds if follow or not names else 1,
+        deadline=deadline,
+        worker=worker,
+        task_started_at=task_started_at,
+        follow=bool(names and follow),
+    )
+    results = work()
     while take_over and todo_leases_held_by_others(list_names=lists, worker=worker):
         if time.monotonic() >= deadline:
             # Hand the watch to a fresh task: a Redis broker has no other copy of this one.
@@ -296,7 +376,7 @@ def todo_lists_work(
             break
         time.sleep(TAKEOVER_POLL_SECONDS)
         if todo_items_claimable(list_names=lists):
-            taken = _work_rounds(lists=lists, rounds=passes, deadline=deadline, worker=worker)
+            taken = work()
             results.extend(taken)
             if not any(r.worked for r in taken):
                 # Claimable, yet nothing could be claimed: another worker was faster, or the list

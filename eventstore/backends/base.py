@@ -57,6 +57,11 @@ class Backend(Protocol):
         carry their data."""
         ...
 
+    def visible_below(self) -> int | None:
+        """The transaction id below which every event is committed and visible to the next read
+        (None: the database commits in position order)."""
+        ...
+
     def recorded(self, rows: Sequence[tuple[Any, ...]]) -> list[RecordedEvent]:
         """Rows of `select` as events."""
         ...

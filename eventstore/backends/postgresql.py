@@ -58,44 +58,48 @@ class PostgreSQLBackend:
     has_roles = True
     distinct_from = "IS DISTINCT FROM"
 
-    # The transaction-id bound below which every transaction that could append to this log has
-    # finished, for this reader: the lowest transaction id still running in THIS database, or the
-    # snapshot's xmax when none runs. A transaction of another database cannot write our tables, so
-    # it never holds our readers back; only one positively seen in pg_stat_activity as another
-    # database's is left out, so a transaction that ends between the snapshot and that look (or one
-    # this role may not see) still counts. (backend_xid is a 32-bit xid, the snapshot's are 64-bit:
-    # running ids are unique modulo 2^32.) A reader's own uncommitted events count only when no
-    # older transaction of ours is still running: then reading them is safe (its checkpoint commits
-    # or rolls back with them) and a test in one transaction sees them.
-    elsewhere = """
-        -- the clear: a transaction caches pg_stat_activity at its first look, and ids met later
-        -- would all count as ours
-        SELECT pid, backend_xid FROM pg_stat_get_activity(
-            CASE WHEN pg_stat_clear_snapshot()::text IS NULL THEN 0 END
-        ) WHERE datid IS DISTINCT FROM (SELECT oid FROM pg_database WHERE datname = current_database())
-    """
-    visible_below = f"""(
+    # The read bound: the lowest transaction id of THIS database still running, or the snapshot's
+    # xmax when none runs; every transaction below it has finished. It is looked up in a statement
+    # of its own, before the read's: an id the look cannot place (it ended meanwhile, or this role
+    # may not see its session) counts as ours only while pg_xact_status still says it runs, and
+    # whatever ended before the look is visible to the read's later snapshot. A transaction of
+    # another database cannot write our tables, so it never holds our readers back: its ids are
+    # known by the locks each transaction (and subtransaction) holds on its own id. A reader's own
+    # uncommitted events count only when no older transaction of ours still runs (then its
+    # checkpoint commits or rolls back with them, and a test in one transaction sees them).
+    # (Locks name 32-bit xids, snapshots 64-bit ones: running ids are unique modulo 2^32.)
+    bound_sql = """
+        WITH s AS (
+            SELECT pg_current_snapshot() AS snap, pg_current_xact_id_if_assigned()::text::bigint AS own
+        ), elsewhere AS (
+            -- the clear: a transaction caches pg_stat_activity at its first look
+            SELECT l.transactionid::text::bigint AS xid
+            FROM pg_locks AS l JOIN pg_stat_get_activity(
+                CASE WHEN pg_stat_clear_snapshot()::text IS NULL THEN 0 END
+            ) AS a USING (pid)
+            WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted
+              AND a.datid IS DISTINCT FROM (SELECT oid FROM pg_database WHERE datname = current_database())
+        ), running AS (
+            -- the snapshot lists the ids below its xmax; every id in [xmax, own) runs too
+            SELECT ids.x FROM s, LATERAL (
+                SELECT x::text::bigint AS x FROM pg_snapshot_xip(s.snap) AS x
+                UNION ALL
+                SELECT generate_series(pg_snapshot_xmax(s.snap)::text::bigint, COALESCE(s.own, 0) - 1)
+            ) AS ids
+            WHERE mod(ids.x, 4294967296) NOT IN (SELECT xid FROM elsewhere)
+              AND pg_xact_status(ids.x::text::xid8) = 'in progress'
+        )
         SELECT CASE
-            WHEN own IS NULL OR lowest < own THEN COALESCE(lowest, xmax)
-            -- Every id in [xmax, own) is still running (the snapshot lists only those below xmax),
-            -- subtransactions' included: each holds the lock on its own id until its top level ends.
-            WHEN NOT EXISTS (
-                SELECT 1 FROM generate_series(xmax, own - 1) AS x WHERE mod(x, 4294967296) NOT IN (
-                    SELECT l.transactionid::text::bigint FROM pg_locks AS l JOIN ({elsewhere}) AS e USING (pid)
-                    WHERE l.locktype = 'transactionid' AND l.granted AND l.transactionid IS NOT NULL
-                )
-            ) THEN own + 1
-            ELSE COALESCE(lowest, xmax)
-        END
-        FROM (
-            SELECT own::text::bigint AS own, pg_snapshot_xmax(snap)::text::bigint AS xmax,
-                (SELECT min(x::text::bigint) FROM pg_snapshot_xip(snap) AS x
-                 WHERE mod(x::text::bigint, 4294967296) NOT IN (
-                     SELECT backend_xid::text::bigint FROM ({elsewhere}) AS e WHERE backend_xid IS NOT NULL
-                 )) AS lowest
-            FROM (SELECT pg_current_snapshot() AS snap, pg_current_xact_id_if_assigned() AS own) AS s
-        ) AS b
-    )"""
+            WHEN own IS NOT NULL AND NOT EXISTS (SELECT 1 FROM running WHERE x < own) THEN own + 1
+            ELSE COALESCE((SELECT min(x) FROM running), pg_snapshot_xmax(snap)::text::bigint)
+        END FROM s
+    """
+
+    def visible_below(self) -> int | None:
+        with connection.cursor() as cursor:
+            cursor.execute(self.bound_sql)
+            row = cursor.fetchone()
+        return int(row[0])
 
     @staticmethod
     def serves(connection: BaseDatabaseWrapper) -> bool:
@@ -152,8 +156,8 @@ class PostgreSQLBackend:
     ) -> list[tuple[Any, ...]]:
         # Data travels as text, decoded by msgspec: faster than the driver's JSON.
         sql, params = select_sql(after, types, filter_types=filter_types, data="data::text")
-        sql += f" AND tx_id < {self.visible_below} ORDER BY tx_id, position LIMIT %s"
-        return execute_binary(sql, [*params, limit], fetch=True)
+        sql += " AND tx_id < %s ORDER BY tx_id, position LIMIT %s"
+        return execute_binary(sql, [*params, self.visible_below(), limit], fetch=True)
 
     def recorded(self, rows: Sequence[tuple[Any, ...]]) -> list[RecordedEvent]:
         decode = msgspec.json.decode

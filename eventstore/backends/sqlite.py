@@ -67,6 +67,9 @@ class SQLiteBackend:
             events.append(RecordedEvent(*values))
         return events
 
+    def visible_below(self) -> int | None:
+        return None  # one writer at a time: positions commit in order, nothing holds readers back
+
     def held_back(self) -> tuple[float, int] | None:
         return None
 
