@@ -206,6 +206,20 @@ TODO_NUDGE_COALESCE_SECONDS = env.float("TODO_NUDGE_COALESCE_SECONDS", default=5
 # An item due for longer than this marks its list stuck (dashboard, /health/), unless the list
 # declares its own `stuck_after`.
 TODO_STUCK_AFTER_SECONDS = env.int("TODO_STUCK_AFTER_SECONDS", default=300)
+# The verdict (todolists/verdict.py; README "What the verdict says"). A list is failing when more
+# than TODO_FAILING_RATE of its attempts in the last TODO_FAILING_WINDOW_SECONDS failed (at least
+# TODO_FAILING_MIN_ATTEMPTS of them).
+TODO_FAILING_RATE = env.float("TODO_FAILING_RATE", default=0.5)
+TODO_FAILING_WINDOW_SECONDS = env.int("TODO_FAILING_WINDOW_SECONDS", default=300)
+TODO_FAILING_MIN_ATTEMPTS = env.int("TODO_FAILING_MIN_ATTEMPTS", default=3)
+# Each qcluster worker beats every TODO_HEARTBEAT_SECONDS and is dead after
+# TODO_WORKER_DEAD_AFTER_SECONDS of silence; work waiting with no live worker for longer than
+# TODO_NO_WORKER_AFTER_SECONDS is failing.
+TODO_HEARTBEAT_SECONDS = env.float("TODO_HEARTBEAT_SECONDS", default=5.0)
+TODO_WORKER_DEAD_AFTER_SECONDS = env.float("TODO_WORKER_DEAD_AFTER_SECONDS", default=15.0)
+TODO_NO_WORKER_AFTER_SECONDS = env.float("TODO_NO_WORKER_AFTER_SECONDS", default=30.0)
+# A projection that has left an event unread for longer than this is failing (it does not move).
+TODO_NOT_MOVING_AFTER_SECONDS = env.float("TODO_NOT_MOVING_AFTER_SECONDS", default=60.0)
 # /metrics wants `Authorization: Bearer <METRICS_TOKEN>` when set (see README, Operating).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # The admin page that tells a business case's story, linked from TODO items and events.

@@ -13,7 +13,7 @@ from eventstore.store import (
     stream_read,
 )
 from payments.events import PaymentFailed, PaymentIssued, PaymentStarted
-from payments.gateway import PaymentDeclined, PaymentGateway, get_gateway
+from payments.gateway import GatewayUnavailable, PaymentDeclined, PaymentGateway, get_gateway
 
 OUTCOMES = ("PaymentIssued", "PaymentFailed")
 PAYMENTS_LIST = "payments_to_issue"  # the list payments owns (payments/todo.py)
@@ -128,7 +128,9 @@ class GiveUpRefused(ValueError):
     """The payment cannot be given up now; the message says why and what to do instead."""
 
 
-def payment_give_up(*, order_id: str, actor: str, gateway: PaymentGateway | None = None) -> Outcome:
+def payment_give_up(
+    *, order_id: str, actor: str, reason: str = "", gateway: PaymentGateway | None = None
+) -> Outcome:
     """Decide a parked payment for good: ask the gateway whether a charge succeeded under the
     order's idempotency key. If one did, record PaymentIssued (the order gets confirmed: money
     is never forgotten); if none did, record PaymentFailed with decline code "given_up" (the
@@ -171,7 +173,9 @@ def payment_give_up(*, order_id: str, actor: str, gateway: PaymentGateway | None
         )
     else:
         event = PaymentFailed(
-            order_id=order_id, decline_code=GIVEN_UP, message=f"given up by {actor}: no charge under its key"
+            order_id=order_id,
+            decline_code=GIVEN_UP,
+            message=f"given up by {actor}: no charge under its key" + (f" ({reason})" if reason else ""),
         )
 
     def still_parked_and_open() -> None:
@@ -198,3 +202,12 @@ def payment_give_up(*, order_id: str, actor: str, gateway: PaymentGateway | None
             f"payment of order {order_id} changed while giving up (a worker recorded something); look again"
         ) from None
     return Outcome.ISSUED if charge is not None else Outcome.FAILED
+
+
+def payment_give_up_parked(*, item, reason: str, actor: str) -> Outcome:
+    """Give up on the payment of a parked item of the payments list (the dashboard's error group
+    action): a gateway that cannot tell is a refusal for that item, like any other."""
+    try:
+        return payment_give_up(order_id=item.key, actor=actor, reason=reason)
+    except GatewayUnavailable as exc:
+        raise GiveUpRefused(f"the gateway cannot tell whether order {item.key} was charged: {exc}") from None
