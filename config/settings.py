@@ -207,9 +207,10 @@ TODO_NUDGE_COALESCE_SECONDS = env.float("TODO_NUDGE_COALESCE_SECONDS", default=5
 # declares its own `stuck_after`.
 TODO_STUCK_AFTER_SECONDS = env.int("TODO_STUCK_AFTER_SECONDS", default=300)
 # The verdict (todolists/verdict.py; README "What the verdict says"). A list is failing when more
-# than TODO_FAILING_RATE of its attempts in the last TODO_FAILING_WINDOW_SECONDS failed (at least
-# TODO_FAILING_MIN_ATTEMPTS of them).
+# than TODO_FAILING_RATE of its last TODO_FAILING_ATTEMPTS attempts within the last
+# TODO_FAILING_WINDOW_SECONDS failed (and at least TODO_FAILING_MIN_ATTEMPTS of them).
 TODO_FAILING_RATE = env.float("TODO_FAILING_RATE", default=0.5)
+TODO_FAILING_ATTEMPTS = env.int("TODO_FAILING_ATTEMPTS", default=10)
 TODO_FAILING_WINDOW_SECONDS = env.int("TODO_FAILING_WINDOW_SECONDS", default=300)
 TODO_FAILING_MIN_ATTEMPTS = env.int("TODO_FAILING_MIN_ATTEMPTS", default=3)
 # Each qcluster worker beats every TODO_HEARTBEAT_SECONDS and is dead after

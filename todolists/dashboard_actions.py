@@ -85,9 +85,11 @@ def list_pause_view(request) -> None:
         return _refuse(request, str(exc))
     projections_catch_up()
     if pause:
-        messages.success(request, f"{list_name} is paused: no cluster works it until someone resumes it.")
+        messages.success(
+            request, f"The list {list_name} is paused: no cluster works it until someone resumes it."
+        )
     else:
-        messages.success(request, f"{list_name} is resumed: the cluster works it from where it was.")
+        messages.success(request, f"The list {list_name} is resumed: the cluster works it from where it was.")
 
 
 @_post_only
@@ -108,4 +110,4 @@ def event_skip_view(request) -> None:
         return _refuse(request, str(exc))
     for name, result in results.items():
         state = f"halted again: {result.error}" if result.error else "caught up"
-        messages.success(request, f"{name} skips event #{position}; {state}.")
+        messages.success(request, f"Projection {name} skips event #{position}; {state}.")

@@ -54,8 +54,6 @@ class ListStatus:
     halted: bool
     error: str
     closed_by: tuple[str, ...]
-    closed_in_window: int = 0
-    """Items closed within TODO_FAILING_WINDOW_SECONDS: the attempts that did not fail."""
     oldest_parked_at: datetime.datetime | None = None
     level: str = "ok"
     """The verdict's level for the list (todolists/verdict.py fills it in)."""
@@ -98,7 +96,6 @@ def _age(now: datetime.datetime, since: datetime.datetime | None) -> float | Non
 def todo_lists_status(*, projections: list[ProjectionStatus] | None = None) -> list[ListStatus]:
     """One row per registered list, also when it has no items (one query, plus the projections')."""
     now = timezone.now()
-    window_start = now - datetime.timedelta(seconds=settings.TODO_FAILING_WINDOW_SECONDS)
     open_ = Q(status=TodoItem.Status.OPEN)
     not_done = ~Q(status=TodoItem.Status.DONE)
     rows = {
@@ -118,7 +115,6 @@ def todo_lists_status(*, projections: list[ProjectionStatus] | None = None) -> l
             expired_leases=Count("pk", filter=TodoItem.lease_expired()),
             oldest=Min("opened_at", filter=not_done),
             oldest_due=Min(Coalesce("next_attempt_at", "opened_at"), filter=TodoItem.due()),
-            closed_in_window=Count("pk", filter=Q(status=TodoItem.Status.DONE, closed_at__gte=window_start)),
             oldest_parked=Min("parked_at", filter=Q(status=TodoItem.Status.PARKED)),
         )
     }
@@ -148,7 +144,6 @@ def todo_lists_status(*, projections: list[ProjectionStatus] | None = None) -> l
                     f"at #{p.error_position} ({p.error_type}): {p.error_message}" if p and p.halted else ""
                 ),
                 closed_by=todo.closed_by,
-                closed_in_window=r.get("closed_in_window", 0),
                 oldest_parked_at=r.get("oldest_parked"),
                 as_of=now,
             )

@@ -232,20 +232,27 @@ def _oldest_unread(names: list[str]) -> dict[str, datetime.datetime | None]:
         .annotate(at=Subquery(first_after.values("recorded_at")[:1]))
         .values_list("name", "at")
     )
-    if len(rows) < len(names):  # never ran: everything is unread
-        first = Event.objects.order_by("position").values_list("recorded_at", flat=True).first()
-        rows |= {n: first for n in names if n not in rows}
-    return rows
+    # A projection that never ran has everything unread (asked always: a fixed number of queries).
+    first = Event.objects.order_by("position").values_list("recorded_at", flat=True).first()
+    return {n: rows.get(n, first) for n in names}
 
 
-def _failures(since: datetime.datetime) -> dict[str, list[tuple[datetime.datetime, str]]]:
-    """The failed attempts per list recorded since `since`: (when, error), oldest first."""
-    newest = Event.objects.filter(type=TodoAttemptFailed.event_type).order_by("-position")[:FAILURES_READ]
-    per_list: dict[str, list[tuple[datetime.datetime, str]]] = collections.defaultdict(list)
-    for at, data in reversed(list(newest.values_list("recorded_at", "data"))):
+Attempt = tuple[datetime.datetime, str | None]
+"""When, and the error (None: the item was done)."""
+
+
+def _attempts(since: datetime.datetime) -> dict[str, list[Attempt]]:
+    """Per list, the attempts since `since`, oldest first: the failed ones from the log, the
+    successful ones as the items closed (at most FAILURES_READ of each, the newest)."""
+    failed = Event.objects.filter(type=TodoAttemptFailed.event_type).order_by("-position")[:FAILURES_READ]
+    done = TodoItem.objects.filter(status=TodoItem.Status.DONE, closed_at__gte=since).order_by("-closed_at")
+    per_list: dict[str, list[Attempt]] = collections.defaultdict(list)
+    for at, data in failed.values_list("recorded_at", "data"):
         if at >= since:
             per_list[data["list"]].append((at, data["error"]))
-    return per_list
+    for name, at in done.values_list("list_name", "closed_at")[:FAILURES_READ]:
+        per_list[name].append((at, None))
+    return {name: sorted(attempts, key=lambda a: a[0]) for name, attempts in per_list.items()}
 
 
 def _error_groups() -> list[ErrorGroup]:
@@ -305,7 +312,7 @@ def process_verdict() -> Verdict:
     lists = todo_lists_status(projections=projections)
     oldest_unread = _oldest_unread([p.name for p in projections])
     window = datetime.timedelta(seconds=settings.TODO_FAILING_WINDOW_SECONDS)
-    failures = _failures(now - window)
+    attempts = _attempts(now - window)
     groups = _error_groups()
     holders = _expired_holders()
     workers = _workers()
@@ -322,7 +329,7 @@ def process_verdict() -> Verdict:
         projection_rows.append(ProjectionRow(p, worst(f.level for f in found), oldest_unread.get(p.name)))
     for s in lists:
         findings += _list_findings(
-            s, failures.get(s.name, []), groups, holders.get(s.name, []), pauses, workers
+            s, attempts.get(s.name, []), groups, holders.get(s.name, []), pauses, workers
         )
     findings += _log_findings(projections, unregistered)
     if cluster.queued is None:
@@ -441,7 +448,7 @@ def _projection_findings(now, p: ProjectionStatus, oldest_unread, workers) -> li
     ]
 
 
-def _list_findings(s: ListStatus, failed, groups, holders, pauses, workers) -> list[Finding]:
+def _list_findings(s: ListStatus, attempts: list[Attempt], groups, holders, pauses, workers) -> list[Finding]:
     subject = f"list:{s.name}"
     name = s.title or s.name
     findings = []
@@ -456,9 +463,12 @@ def _list_findings(s: ListStatus, failed, groups, holders, pauses, workers) -> l
                 "resume it from the dashboard when the cause is gone",
             )
         )
-    attempts = len(failed) + s.closed_in_window
-    rate = len(failed) / attempts if attempts else 0.0
-    if len(failed) >= settings.TODO_FAILING_MIN_ATTEMPTS and rate > settings.TODO_FAILING_RATE:
+    last = attempts[-settings.TODO_FAILING_ATTEMPTS :]
+    failed = [(at, error) for at, error in last if error is not None]
+    if (
+        len(failed) >= settings.TODO_FAILING_MIN_ATTEMPTS
+        and len(failed) / len(last) > settings.TODO_FAILING_RATE
+    ):
         kinds = collections.Counter(error_kind(e) for _, e in failed).most_common()
         top, n = kinds[0]
         others = "".join(f", {m} with {k}" for k, m in kinds[1:3])
@@ -466,7 +476,7 @@ def _list_findings(s: ListStatus, failed, groups, holders, pauses, workers) -> l
             Finding(
                 Level.FAILING,
                 subject,
-                f"{name}: {len(failed)} of the last {attempts} attempts failed, {n} with {top}{others}",
+                f"{name}: {len(failed)} of the last {len(last)} attempts failed, {n} with {top}{others}",
                 failed[0][0],
                 _failing_step(top),
             )
