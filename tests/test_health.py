@@ -130,6 +130,7 @@ def test_metrics_when_healthy(client, settings, healthy):
     assert 'todo_items_closed_total{event="PaymentIssued",list="payments_to_issue"} 1.0' in text
     assert 'todo_items_closed_total{event="PaymentFailed",list="payments_to_issue"} 1.0' in text
     assert 'todo_items_opened_total{list="orders_to_confirm"} 1.0' in text
+    assert "todo_process_level 0.0" in text and 'todo_list_level{list="payments_to_issue"} 0.0' in text
 
 
 def test_metrics_when_stuck_and_halted(client, settings, stuck, halted):
@@ -140,6 +141,8 @@ def test_metrics_when_stuck_and_halted(client, settings, stuck, halted):
     assert 'projection_halted{projection="todo:payments_to_issue"} 1.0' in text
     assert 'todo_events_recorded_total{type="TodoAttemptFailed"} 3.0' in text  # two, then one
     assert 'todo_events_recorded_total{type="TodoItemParked"} 1.0' in text
+    assert "todo_process_level 2.0" in text and 'todo_list_level{list="payments_to_issue"} 2.0' in text
+    assert 'projection_level{projection="todo:payments_to_issue"} 2.0' in text
 
 
 def test_todo_status_check_exits_2_naming_the_stuck_list(stuck, capsys):
