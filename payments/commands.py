@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from typing import Any
 
 from eventstore.store import (
     ConcurrencyError,
@@ -14,7 +15,7 @@ from eventstore.store import (
 )
 from payments.errors import GiveUpRefused, Refusal
 from payments.events import OrderCancelled, OrderPlaced, PaymentFailed, PaymentIssued, PaymentStarted
-from payments.gateway import Charge, PaymentDeclined, PaymentGateway, payment_gateway
+from payments.gateway import Charge, GatewayUnavailable, PaymentDeclined, PaymentGateway, payment_gateway
 from todolists.errors import Refusal as TodoRefusal
 from todolists.errors import TodoRefused
 from todolists.events import TodoItemParked, TodoRetryRequested
@@ -136,7 +137,9 @@ GIVEN_UP = "given_up"
 _NOT_GIVABLE = {TodoRefusal.HELD: Refusal.HELD}
 
 
-def payment_give_up(*, order_id: str, actor: str, gateway: PaymentGateway | None = None) -> Outcome:
+def payment_give_up(
+    *, order_id: str, actor: str, reason: str = "", gateway: PaymentGateway | None = None
+) -> Outcome:
     """Decide a parked payment for good: ask the gateway whether a charge succeeded under the
     order's idempotency key. If one did, record PaymentIssued (the order gets confirmed: money
     is never forgotten); if none did, record PaymentFailed with decline code "given_up" (the
@@ -156,7 +159,7 @@ def payment_give_up(*, order_id: str, actor: str, gateway: PaymentGateway | None
     try:
         event_append(
             stream_id=stream,
-            events=[_given_up(order_id=order_id, charge=charge, actor=actor)],
+            events=[_given_up(order_id=order_id, charge=charge, actor=actor, reason=reason)],
             expected_version=len(history),
             correlation_id=order_id,
             actor=actor,
@@ -188,11 +191,15 @@ def _check_givable(*, order_id: str, gateway: PaymentGateway) -> None:
         )
 
 
-def _given_up(*, order_id: str, charge: Charge | None, actor: str) -> PaymentIssued | PaymentFailed:
+def _given_up(
+    *, order_id: str, charge: Charge | None, actor: str, reason: str = ""
+) -> PaymentIssued | PaymentFailed:
     """The outcome to record: the charge the gateway took under the order's key, or none."""
     if charge is None:
         return PaymentFailed(
-            order_id=order_id, decline_code=GIVEN_UP, message=f"given up by {actor}: no charge under its key"
+            order_id=order_id,
+            decline_code=GIVEN_UP,
+            message=f"given up by {actor}: no charge under its key" + (f" ({reason})" if reason else ""),
         )
     [placed] = correlation_read(correlation_id=order_id, types=[OrderPlaced.event_type])
     order = placed.event
@@ -213,3 +220,14 @@ def _still_parked_and_open(order_id: str) -> None:
         )
     if cancelled:
         raise GiveUpRefused(f"order {order_id} is cancelled already", code=Refusal.ORDER_CANCELLED)
+
+
+def payment_give_up_parked(*, item: Any, reason: str, actor: str) -> Outcome:
+    """Give up on the payment of a parked item of the payments list (the dashboard's error group
+    action): a gateway that cannot tell is a refusal for that item, like any other."""
+    try:
+        return payment_give_up(order_id=item.key, actor=actor, reason=reason)
+    except GatewayUnavailable as exc:
+        raise GiveUpRefused(
+            f"the gateway cannot tell whether order {item.key} was charged: {exc}", code=Refusal.GATEWAY
+        ) from None

@@ -16,6 +16,7 @@ class Refusal(enum.StrEnum):
     RETRIED = "retried"  # an operator retried it meanwhile
     ORDER_CANCELLED = "order_cancelled"
     CHANGED = "changed"  # a worker appended meanwhile
+    GATEWAY = "gateway"  # the gateway cannot tell whether it charged: try again later
 
 
 class PaymentRefused(ValueError):

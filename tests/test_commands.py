@@ -146,7 +146,7 @@ def test_todo_status_json_reports_every_list(capsys, no_nudge):
     call_command("process_todos", "--list", "orders_to_cancel")  # catches up, works nothing on payments
     capsys.readouterr()
     call_command("todo_status", "--json")
-    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    rows = json.loads(capsys.readouterr().out)["lists"]
     assert set(rows) == {"payments_to_issue", "orders_to_confirm", "orders_to_cancel"}
     assert rows["payments_to_issue"]["open"] == 1 and rows["payments_to_issue"]["due"] == 1
     assert rows["payments_to_issue"]["oldest_open_age_seconds"] >= 0

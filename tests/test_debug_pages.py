@@ -45,7 +45,7 @@ def test_the_dashboard_shows_every_list_with_its_numbers_and_marks_the_stuck_one
     assert (rows["orders_to_confirm"].open, rows["orders_to_confirm"].done_last_hour) == (0, 1)
     assert rows["orders_to_cancel"].done_last_hour == 1
     html = page.content.decode()
-    assert "STUCK" in html and "list payments_to_issue is stuck" in html
+    assert "STUCK" in html and "Payments to issue: an item has been due for" in html
     # Each number links to the filtered list behind it.
     assert (
         f"{reverse('admin:todolists_todoitem_changelist')}?list_name=payments_to_issue&amp;state=parked"
@@ -66,7 +66,7 @@ def test_a_halted_projection_shows_in_red_with_its_error(
     [pay] = [s for s in page.context["dashboard"].lists if s.name == "payments_to_issue"]
     assert pay.halted and pay.state == "halted" and "bug in the list projection" in pay.error
     html = page.content.decode()
-    assert "HALTED" in html and "projection todo:payments_to_issue halted" in html
+    assert "HALTED" in html and "projection todo:payments_to_issue is halted at event" in html
 
 
 def make_items(n: int) -> None:

@@ -40,28 +40,69 @@ def stuck(seeded_process, wait_until):
     wait_until(lambda: any(s.stuck for s in todo_lists_status()), timeout=10, message="a stuck list")
 
 
-def test_health_is_200_when_everything_runs(client, healthy):
+def test_health_is_readiness_200_when_everything_runs(client, healthy):
     response = client.get(reverse("health"))
-    assert response.status_code == 200
-    body = response.json()
-    assert body["status"] == "ok" and body["reasons"] == []
-    assert set(body["lists"].values()) == {"ok"}
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    process = client.get(reverse("health_process"))
+    assert process.status_code == 200
+    body = process.json()
+    assert body["status"] == "ok" and body["reasons"] == [] and body["findings"] == []
+    assert {s["level"] for s in body["lists"].values()} == {"ok"}
     assert not any(p["halted"] for p in body["projections"].values())
 
 
-def test_health_is_503_naming_a_stuck_list(client, stuck):
-    response = client.get(reverse("health"))
+def test_a_stuck_list_fails_the_process_verdict_never_readiness(client, stuck):
+    assert client.get(reverse("health")).status_code == 200  # the admin stays in rotation
+    response = client.get(reverse("health_process"))
     assert response.status_code == 503
     body = response.json()
-    assert body["lists"]["payments_to_issue"] == "stuck"
-    assert [r for r in body["reasons"] if r.startswith("list payments_to_issue is stuck")]
+    assert body["status"] == "failing" and body["lists"]["payments_to_issue"]["level"] == "failing"
+    [stuck_reason] = [r for r in body["reasons"] if "an item has been due for" in r]
+    assert stuck_reason.startswith("Payments to issue: an item has been due for ")
+    assert "start `manage.py qcluster`" in stuck_reason  # no worker runs in this test
 
 
-def test_health_is_503_naming_a_halted_projection(client, halted):
-    body = client.get(reverse("health")).json()
-    assert body["status"] == "unhealthy"
-    assert any(r.startswith("projection todo:payments_to_issue halted at #") for r in body["reasons"])
+def test_a_halted_projection_fails_the_process_verdict_naming_the_event(client, halted):
+    assert client.get(reverse("health")).status_code == 200
+    body = client.get(reverse("health_process")).json()
+    assert body["status"] == "failing"
+    [reason] = [
+        r for r in body["reasons"] if r.startswith("projection todo:payments_to_issue is halted at event #")
+    ]
+    assert "(OrderCancelled" in reason and "projection_skip --position" in reason
     assert body["projections"]["todo:payments_to_issue"]["halted"] is True
+    assert body["projections"]["todo:payments_to_issue"]["level"] == "failing"
+
+
+def test_parked_items_are_attention_never_healthy_and_503_when_asked(client, no_nudge, settings):
+    settings.TODO_MAX_ATTEMPTS, settings.TODO_BACKOFF_SECONDS = 1, 0
+    settings.INPROCESS_GATEWAY_FAILURE_RATE = 1.0
+    PlacedOrderFactory()
+    call_command("process_todos")
+    response = client.get(reverse("health_process"))
+    assert response.status_code == 200  # attention: a monitor reads "status", or asks fail_on
+    body = response.json()
+    assert body["status"] == "attention"
+    assert body["error_groups"] == [
+        {"list_name": "payments_to_issue", "kind": "GatewayUnavailable (503)", "parked": 1, "retrying": 0}
+    ]
+    [reason] = body["reasons"]
+    assert reason.startswith("Payments to issue: 1 item(s) parked (1 GatewayUnavailable (503)) since ")
+    assert reason.endswith(": retry, park or give up on them from the error groups on the dashboard")
+    assert client.get(reverse("health_process"), {"fail_on": "attention"}).status_code == 503
+
+
+def test_readiness_is_503_only_when_the_database_does_not_answer(client, monkeypatch):
+    from django.db import OperationalError
+    from django.db.backends.utils import CursorWrapper
+
+    def down(self, sql, params=None):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(CursorWrapper, "execute", down)
+    response = client.get(reverse("health"))
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "reason": "the database does not answer"}
 
 
 def scrape(client, settings, token="s3cret-token"):
@@ -89,6 +130,7 @@ def test_metrics_when_healthy(client, settings, healthy):
     assert 'todo_items_closed_total{event="PaymentIssued",list="payments_to_issue"} 1.0' in text
     assert 'todo_items_closed_total{event="PaymentFailed",list="payments_to_issue"} 1.0' in text
     assert 'todo_items_opened_total{list="orders_to_confirm"} 1.0' in text
+    assert "todo_process_level 0.0" in text and 'todo_list_level{list="payments_to_issue"} 0.0' in text
 
 
 def test_metrics_when_stuck_and_halted(client, settings, stuck, halted):
@@ -99,12 +141,17 @@ def test_metrics_when_stuck_and_halted(client, settings, stuck, halted):
     assert 'projection_halted{projection="todo:payments_to_issue"} 1.0' in text
     assert 'todo_events_recorded_total{type="TodoAttemptFailed"} 3.0' in text  # two, then one
     assert 'todo_events_recorded_total{type="TodoItemParked"} 1.0' in text
+    assert "todo_process_level 2.0" in text and 'todo_list_level{list="payments_to_issue"} 2.0' in text
+    assert 'projection_level{projection="todo:payments_to_issue"} 2.0' in text
 
 
-def test_todo_status_check_exits_non_zero_naming_the_stuck_list(stuck, capsys):
-    with pytest.raises(CommandError, match="list payments_to_issue is stuck"):
+def test_todo_status_check_exits_2_naming_the_stuck_list(stuck, capsys):
+    with pytest.raises(
+        CommandError, match=r"failing: .*Payments to issue: an item has been due for"
+    ) as failed:
         call_command("todo_status", "--check")
-    assert "stuck" in capsys.readouterr().out  # the table is printed first
+    assert failed.value.returncode == 2
+    assert "failing" in capsys.readouterr().out  # the table is printed first
 
 
 def test_todo_status_check_and_projection_status_pass_when_healthy(healthy, capsys):
@@ -114,7 +161,9 @@ def test_todo_status_check_and_projection_status_pass_when_healthy(healthy, caps
 
 
 def test_projection_status_exits_non_zero_naming_the_halted_projection(halted, capsys):
-    with pytest.raises(CommandError, match=r"Halted: todo:payments_to_issue at #\d+ \(OrderCancelled\)"):
+    with pytest.raises(
+        CommandError, match=r"projection todo:payments_to_issue is halted at event #\d+ \(OrderCancelled"
+    ):
         call_command("projection_status")
     assert "HALTED at" in capsys.readouterr().out
 
@@ -189,8 +238,8 @@ def test_process_todos_says_worked_succeeded_failed_parked(no_nudge, settings, c
     assert capsys.readouterr().out.strip() == "payments_to_issue: 1 worked, 1 succeeded, 0 failed, 0 parked"
 
 
-def test_every_reason_has_one_line_and_reaches_health(client, healthy, monkeypatch):
-    """Reasons from the lead's status fields: readers held back, events of unregistered types."""
+def test_every_reason_has_one_line_and_reaches_the_process_verdict(client, healthy, monkeypatch):
+    """Readers held back, events of unregistered types: attention, each one sentence."""
     import dataclasses
 
     from eventstore import projections as engine
@@ -200,10 +249,13 @@ def test_every_reason_has_one_line_and_reaches_health(client, healthy, monkeypat
     def held_back(**kwargs):
         return [dataclasses.replace(p, held_back_seconds=42.0, held_back_pid=777) for p in real(**kwargs)]
 
-    monkeypatch.setattr("todolists.status.projection_status", held_back)
-    monkeypatch.setattr("todolists.status.unregistered_events", lambda: {"LegacyThing": 3})
-    body = client.get(reverse("health")).json()
+    monkeypatch.setattr("todolists.verdict.projection_status", held_back)
+    monkeypatch.setattr("todolists.verdict.unregistered_events", lambda: {"LegacyThing": 3})
+    body = client.get(reverse("health_process")).json()
+    assert body["status"] == "attention"
     assert body["reasons"] == [
-        "readers held back 42s by transaction pid 777",
-        "3 event(s) of unregistered type LegacyThing, read by no projection",
+        "readers are held back by a write transaction open for 42 s (pid 777); events appended since are "
+        "not visible yet: commit or end that transaction (SELECT pg_terminate_backend(777))",
+        "3 event(s) of unregistered type LegacyThing, read by no projection: install the app that declares "
+        "the type, or register it",
     ]

@@ -12,14 +12,20 @@ class TodoListsConfig(AppConfig):
     `async_task` (todolists/nudge.py, todo_task_enqueue); tests install a recording one."""
 
     def ready(self) -> None:
+        from django_q.signals import post_spawn
+
         from eventstore.store import append_hook_register
-        from todolists import checks, conf  # noqa: F401  (system checks)
+        from todolists import checks, conf, pause  # noqa: F401  (system checks, pause projection)
         from todolists.events import TodoAttemptFailed, TodoItemParked, TodoRetryRequested
+        from todolists.heartbeat import worker_heartbeat_start
         from todolists.nudge import todo_lists_nudge_after_append
+        from todolists.pause import TodoListPaused, TodoListResumed
         from todolists.process import Step, registry
 
         # Every append that opens an item nudges the cluster: no command has to remember to.
         append_hook_register(todo_lists_nudge_after_append)
+        # Each qcluster worker process reports that it is alive (todolists/heartbeat.py).
+        post_spawn.connect(worker_heartbeat_start, dispatch_uid="todolists.worker_heartbeat")
         # For the process map: the runner's own records on every list, and the operator actions.
         registry.register(
             Step(
@@ -31,3 +37,10 @@ class TodoListsConfig(AppConfig):
         )
         registry.register(Step(name="Retry now", records=(TodoRetryRequested.event_type,), actor="operator"))
         registry.register(Step(name="Park", records=(TodoItemParked.event_type,), actor="operator"))
+        registry.register(
+            Step(
+                name="Pause / resume a list",
+                records=(TodoListPaused.event_type, TodoListResumed.event_type),
+                actor="operator",
+            )
+        )

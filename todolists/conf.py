@@ -21,6 +21,16 @@ DEFAULTS: dict[str, int | float | bool] = {
     "TODO_NUDGE": True,  # enqueue a task right after a command commits (latency)
     "TODO_NUDGE_COALESCE_SECONDS": 5.0,  # a queued nudge older than this is queued again
     "TODO_STUCK_AFTER_SECONDS": 300,  # an item due for longer marks its list stuck
+    # The verdict: a list is failing when more than FAILING_RATE of its last FAILING_ATTEMPTS
+    # attempts within FAILING_WINDOW failed (and at least FAILING_MIN_ATTEMPTS of them).
+    "TODO_FAILING_RATE": 0.5,
+    "TODO_FAILING_ATTEMPTS": 10,
+    "TODO_FAILING_WINDOW_SECONDS": 300,
+    "TODO_FAILING_MIN_ATTEMPTS": 3,
+    "TODO_HEARTBEAT_SECONDS": 5.0,  # each qcluster worker beats this often
+    "TODO_WORKER_DEAD_AFTER_SECONDS": 15.0,  # a worker silent this long is dead
+    "TODO_NO_WORKER_AFTER_SECONDS": 30.0,  # work waiting this long with no live worker is failing
+    "TODO_NOT_MOVING_AFTER_SECONDS": 60.0,  # a projection leaving an event unread this long is failing
 }
 
 
@@ -54,6 +64,38 @@ class TodoSettings:
     @property
     def stuck_after_seconds(self) -> float:
         return float(_get("TODO_STUCK_AFTER_SECONDS"))
+
+    @property
+    def failing_rate(self) -> float:
+        return float(_get("TODO_FAILING_RATE"))
+
+    @property
+    def failing_attempts(self) -> int:
+        return int(_get("TODO_FAILING_ATTEMPTS"))
+
+    @property
+    def failing_window_seconds(self) -> float:
+        return float(_get("TODO_FAILING_WINDOW_SECONDS"))
+
+    @property
+    def failing_min_attempts(self) -> int:
+        return int(_get("TODO_FAILING_MIN_ATTEMPTS"))
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        return float(_get("TODO_HEARTBEAT_SECONDS"))
+
+    @property
+    def worker_dead_after_seconds(self) -> float:
+        return float(_get("TODO_WORKER_DEAD_AFTER_SECONDS"))
+
+    @property
+    def no_worker_after_seconds(self) -> float:
+        return float(_get("TODO_NO_WORKER_AFTER_SECONDS"))
+
+    @property
+    def not_moving_after_seconds(self) -> float:
+        return float(_get("TODO_NOT_MOVING_AFTER_SECONDS"))
 
 
 conf = TodoSettings()
@@ -107,6 +149,24 @@ def todo_settings_valid(app_configs=None, **kwargs) -> list[checks.CheckMessage]
                 f"({SWEEP_SECONDS} s): a list would be reported stuck while it waits for the next sweep.",
                 f"Set it to {SWEEP_SECONDS} or more (default {DEFAULTS['TODO_STUCK_AFTER_SECONDS']}).",
                 5,
+            )
+        )
+    if conf.heartbeat_seconds <= 0 or conf.worker_dead_after_seconds <= conf.heartbeat_seconds:
+        errors.append(
+            _error(
+                f"TODO_HEARTBEAT_SECONDS is {conf.heartbeat_seconds:g} and TODO_WORKER_DEAD_AFTER_SECONDS "
+                f"{conf.worker_dead_after_seconds:g}: a worker must beat (more than 0 s apart) more often "
+                "than it is declared dead.",
+                "Leave them unset (5 s and 15 s).",
+                6,
+            )
+        )
+    if not 0 <= conf.failing_rate <= 1:
+        errors.append(
+            _error(
+                f"TODO_FAILING_RATE is {conf.failing_rate:g}: a share of attempts, from 0 to 1.",
+                "Leave it unset (0.5).",
+                7,
             )
         )
     return errors

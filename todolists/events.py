@@ -27,3 +27,5 @@ class TodoItemParked(DomainEvent):
 class TodoRetryRequested(DomainEvent):
     list: str
     key: str
+    reason: str = ""
+    """The operator's reason (older events have none)."""

@@ -1,32 +1,43 @@
-"""GET /health/ for load balancers and monitors: 200 when every projection runs and no list is
-stuck, 503 with the reasons otherwise. Open to anyone (a probe carries no credentials); it names
-lists and projections, never business data."""
+"""Two probes, for two audiences (README, "Operating"):
 
+- GET /health/ is readiness, for load balancers: 200 while this process can serve and the
+  database answers, 503 only when it cannot. A stuck list never takes the admin out of rotation.
+- GET /health/process/ is the process verdict, for monitors: JSON with the level and every
+  reason (todolists/verdict.py), 503 when failing, 200 otherwise (attention included: read
+  "status"); `?fail_on=attention` answers 503 at attention too.
+
+Both are open to anyone (a probe carries no credentials); they name lists, projections and
+workers, never business data.
+"""
+
+import logging
+
+from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from todolists.status import system_health
+from todolists.verdict import Level, process_verdict
+
+logger = logging.getLogger(__name__)
 
 
 @never_cache
 @require_GET
 def health_view(request):
-    lists, projections, reasons = system_health()
-    return JsonResponse(
-        {
-            "status": "unhealthy" if reasons else "ok",
-            "reasons": reasons,
-            "lists": {s.name: s.state for s in lists},
-            "projections": {
-                p.name: {
-                    "lag": p.lag,
-                    "halted": p.halted,
-                    "skipped": p.skipped,
-                    "held_back_seconds": p.held_back_seconds,
-                }
-                for p in projections
-            },
-        },
-        status=503 if reasons else 200,
-    )
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError as exc:
+        logger.warning("readiness: the database does not answer: %s", exc)
+        return JsonResponse({"status": "unavailable", "reason": "the database does not answer"}, status=503)
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
+def process_health_view(request):
+    verdict = process_verdict()
+    fail_on = Level.ATTENTION if request.GET.get("fail_on") == "attention" else Level.FAILING
+    status = 503 if verdict.level.rank >= fail_on.rank else 200
+    return JsonResponse(verdict.as_dict(), status=status)

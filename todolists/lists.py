@@ -184,7 +184,8 @@ def _on_parked(row: Row | None, e: Envelope) -> Row | None:
 def _on_retry(row: Row | None, e: Envelope) -> Row | None:
     if not _open(row):
         return None
-    return {**row, **RETRIED}
+    # Due from the retry on, so "longest due" counts from then, not from the opening.
+    return {**row, **RETRIED, "next_attempt_at": e.recorded_at}
 
 
 # The runner's and operators' events about items, for every list (todolists/events.py).

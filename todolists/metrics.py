@@ -21,18 +21,18 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from eventstore.models import Event
-from eventstore.projections import projection_status
 from todolists.lists import RUNNER_EVENTS
 from todolists.models import TodoItem
-from todolists.status import todo_lists_status
+from todolists.verdict import Level, process_verdict
 
 COUNTED_EVENTS = sorted(RUNNER_EVENTS)
 
 
 class TodoCollector:
     def collect(self):
-        projections = projection_status()
-        lists = todo_lists_status(projections=projections)
+        verdict = process_verdict()
+        projections, lists = verdict.projections, verdict.lists
+        yield from self._levels(verdict)
         gauges = {
             "open": "Items not done (due, retrying or parked)",
             "due": "Items due now",
@@ -81,6 +81,19 @@ class TodoCollector:
             value=max((p.held_back_seconds or 0 for p in projections), default=0),
         )
         yield from self._counters()
+
+    def _levels(self, verdict):
+        doc = "The verdict: 0 ok, 1 attention, 2 failing (todolists/verdict.py)"
+        process = GaugeMetricFamily("todo_process_level", doc, value=verdict.level.rank)
+        per_list = GaugeMetricFamily("todo_list_level", doc, labels=["list"])
+        for s in verdict.lists:
+            per_list.add_metric([s.name], Level(s.level).rank)
+        per_projection = GaugeMetricFamily("projection_level", doc, labels=["projection"])
+        for r in verdict.projection_rows:
+            per_projection.add_metric([r.status.name], r.level.rank)
+        workers = GaugeMetricFamily("todo_workers_alive", "qcluster workers with a recent heartbeat")
+        workers.add_metric([], len(verdict.live_workers))
+        yield from (process, per_list, per_projection, workers)
 
     def _counters(self):
         opened = CounterMetricFamily(

@@ -82,3 +82,38 @@ class PendingNudge(models.Model):
 
     def __str__(self) -> str:
         return f"nudge for {self.list_name} queued at {self.queued_at}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A live qcluster worker process says so every TODO_HEARTBEAT_SECONDS: operational state, like
+    a claim. `worker` is the name its leases carry (host:pid), so a dead worker's expired leases
+    and its silent heartbeat name the same process. A row whose beat is old is a worker that
+    stopped or died; the verdict reads them (todolists/verdict.py)."""
+
+    worker = models.CharField(max_length=200, primary_key=True)
+    cluster = models.CharField(max_length=100, blank=True, default="")
+    host = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    last_beat_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["last_beat_at"], name="worker_heartbeat_beat_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.worker} (last beat {self.last_beat_at})"
+
+
+class TodoListPause(models.Model):
+    """Whether a list is paused, by whom and why: a projection of TodoListPaused / TodoListResumed
+    (todolists/pause.py), so a replay rebuilds it. No row: the list was never paused."""
+
+    list_name = models.CharField(max_length=100, unique=True)
+    paused = models.BooleanField(default=False)
+    actor = models.CharField(max_length=200, blank=True, default="")
+    reason = models.TextField(blank=True, default="")
+    changed_at = models.DateTimeField()
+    position = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.list_name}: {'paused' if self.paused else 'running'}"

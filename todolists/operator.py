@@ -36,7 +36,7 @@ def todo_item_park(*, item: TodoItem, reason: str, actor: str) -> None:
     )
 
 
-def todo_item_retry(*, item: TodoItem, actor: str) -> None:
+def todo_item_retry(*, item: TodoItem, actor: str, reason: str = "") -> None:
     """An operator's "retry now": recorded as an event, which reopens a parked or waiting item."""
     if item.status == TodoItem.Status.DONE:
         raise TodoRefused(
@@ -44,7 +44,7 @@ def todo_item_retry(*, item: TodoItem, actor: str) -> None:
         )
     event_append(
         stream_id=todo_stream(list_name=item.list_name, key=item.key),
-        events=[TodoRetryRequested(list=item.list_name, key=item.key)],
+        events=[TodoRetryRequested(list=item.list_name, key=item.key, reason=reason)],
         expected_version=None,
         correlation_id=item.correlation_id,
         actor=actor,

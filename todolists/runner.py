@@ -48,6 +48,7 @@ from todolists.lists import TodoList, registry
 from todolists.models import TodoItem
 from todolists.nudge import todo_lists_nudge
 from todolists.operator import todo_item_park, todo_stream
+from todolists.pause import todo_list_paused
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +149,7 @@ class WorkResult:
     worked: int = 0
     failed: int = 0
     halted: str = ""
+    paused: bool = False
 
 
 def todo_list_work(
@@ -168,6 +170,10 @@ def todo_list_work(
     todo = registry.get(list_name)
     worker = worker or worker_id()
     result = WorkResult(list_name)
+    if todo_list_paused(list_name=list_name):
+        # An operator paused it (todolists/pause.py): its items wait, nothing is claimed.
+        result.paused = True
+        return result
     deadline = deadline or work_deadline()
     # Each batch ends with a catch-up (see _work_batch), so only the first needs one up front.
     caught_up = caught_up or projection_catch_up(name=todo.projection_name)

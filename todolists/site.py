@@ -9,9 +9,12 @@ from django.contrib import admin
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from todolists import dashboard_actions
+from todolists.error_groups import group_actions
 from todolists.lists import registry as todo_lists
 from todolists.process import process_steps, unrecorded_event_types
-from todolists.status import dashboard, todo_lists_status
+from todolists.status import todo_lists_status
+from todolists.verdict import process_verdict
 
 
 class DebugAdminSite(admin.AdminSite):
@@ -22,12 +25,21 @@ class DebugAdminSite(admin.AdminSite):
     enable_nav_sidebar = False
 
     def index(self, request, extra_context=None):
-        context = {"title": "Dashboard", "dashboard": dashboard(), **(extra_context or {})}
+        verdict = process_verdict()
+        rows = [{**row, "actions": group_actions(list_name=row["status"].name)} for row in verdict.list_rows]
+        context = {"title": "Dashboard", "dashboard": verdict, "list_rows": rows, **(extra_context or {})}
         return super().index(request, context)
 
     def get_urls(self):
         return [
             path("process-map/", self.admin_view(self.process_map_view), name="process_map"),
+            path(
+                "error-group-action/",
+                self.admin_view(dashboard_actions.error_group_action_view),
+                name="todo_error_group_action",
+            ),
+            path("list-pause/", self.admin_view(dashboard_actions.list_pause_view), name="todo_list_pause"),
+            path("event-skip/", self.admin_view(dashboard_actions.event_skip_view), name="event_skip"),
             *super().get_urls(),
         ]
 

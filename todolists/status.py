@@ -1,5 +1,4 @@
-"""What each TODO list holds right now: the numbers behind the dashboard, `todo_status`,
-/health/ and /metrics.
+"""What each TODO list holds right now: the numbers the verdict (todolists/verdict.py) judges.
 
 Every function here runs a fixed number of queries whatever the size of the lists or the log:
 one grouped aggregate over TodoItem, the projections' checkpoints with the log head
@@ -12,12 +11,13 @@ import dataclasses
 import datetime
 import logging
 
-from django.conf import settings
 from django.db.models import Count, F, Max, Min, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from eventstore.projections import ProjectionStatus, projection_status, unregistered_events
+from eventstore.projections import ProjectionStatus, projection_status
+from todolists.conf import conf
+from todolists.events import TodoItemParked
 from todolists.leases import todo_leases_expired
 from todolists.lists import TodoList, registry
 from todolists.models import TodoItem
@@ -29,7 +29,7 @@ EXPIRED_LEASES_SHOWN = 20
 
 
 def stuck_after(todo: TodoList) -> datetime.timedelta:
-    return todo.stuck_after or datetime.timedelta(seconds=settings.TODO_STUCK_AFTER_SECONDS)
+    return todo.stuck_after or datetime.timedelta(seconds=conf.stuck_after_seconds)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +55,20 @@ class ListStatus:
     halted: bool
     error: str
     closed_by: tuple[str, ...]
+    oldest_parked_at: datetime.datetime | None = None
+    level: str = "ok"
+    """The verdict's level for the list (todolists/verdict.py fills it in)."""
+    paused: bool = False
+
+    @property
+    def oldest_due_at(self) -> datetime.datetime | None:
+        return (
+            self.as_of - datetime.timedelta(seconds=self.oldest_due_age_seconds)
+            if self.oldest_due_age_seconds is not None
+            else None
+        )
+
+    as_of: datetime.datetime = dataclasses.field(default_factory=timezone.now)
 
     @property
     def stuck(self) -> bool:
@@ -64,11 +78,12 @@ class ListStatus:
 
     @property
     def state(self) -> str:
-        return "halted" if self.halted else "stuck" if self.stuck else "ok"
+        return "paused" if self.paused else "halted" if self.halted else "stuck" if self.stuck else "ok"
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["oldest_open_at"] = self.oldest_open_at.isoformat() if self.oldest_open_at else None
+        for moment in ("oldest_open_at", "oldest_parked_at", "as_of"):
+            d[moment] = d[moment].isoformat() if d[moment] else None
         d["closed_by"] = list(self.closed_by)
         d["stuck"] = self.stuck
         d["state"] = self.state
@@ -101,6 +116,7 @@ def todo_lists_status(*, projections: list[ProjectionStatus] | None = None) -> l
             expired_leases=Count("pk", filter=TodoItem.lease_expired()),
             oldest=Min("opened_at", filter=not_done),
             oldest_due=Min(Coalesce("next_attempt_at", "opened_at"), filter=TodoItem.due()),
+            oldest_parked=Min("parked_at", filter=Q(status=TodoItem.Status.PARKED)),
         )
     }
     by_projection = {p.name: p for p in (projections if projections is not None else projection_status())}
@@ -129,6 +145,8 @@ def todo_lists_status(*, projections: list[ProjectionStatus] | None = None) -> l
                     f"at #{p.error_position} ({p.error_type}): {p.error_message}" if p and p.halted else ""
                 ),
                 closed_by=todo.closed_by,
+                oldest_parked_at=r.get("oldest_parked"),
+                as_of=now,
             )
         )
     return result
@@ -169,75 +187,12 @@ def cluster_status() -> ClusterStatus:
     return ClusterStatus(last_sweep_at=tasks["last_sweep"], queued=queued, failed_last_hour=tasks["failed"])
 
 
-def health_reasons(
-    *,
-    lists: list[ListStatus],
-    projections: list[ProjectionStatus],
-    unregistered: dict[str, int] | None = None,
-) -> list[str]:
-    """Why the system is not healthy, one sentence each; empty when it is. Add a reason here, in
-    one line, and /health/, `todo_status --check`, the dashboard and its tests all see it."""
-    held = next((p for p in projections if p.held_back_seconds is not None), None)
-    reasons = [
-        f"projection {p.name} halted at #{p.error_position} ({p.error_type})" for p in projections if p.halted
-    ]
-    reasons += [
-        f"list {s.name} is stuck: an item has been due for {s.oldest_due_age_seconds:.0f}s "
-        f"(threshold {s.stuck_after_seconds:.0f}s)"
-        for s in lists
-        if s.stuck
-    ]
-    reasons += (
-        [f"readers held back {held.held_back_seconds:.0f}s by transaction pid {held.held_back_pid}"]
-        if held
-        else []
-    )
-    reasons += [
-        f"{n} event(s) of unregistered type {t}, read by no projection"
-        for t, n in (unregistered or {}).items()
-    ]
-    return reasons
-
-
-@dataclasses.dataclass(frozen=True)
-class Dashboard:
-    lists: list[ListStatus]
-    projections: list[ProjectionStatus]
-    cluster: ClusterStatus
-    expired_leases: list[TodoItem]
-    """The most recent EXPIRED_LEASES_SHOWN of them; the count is per list."""
-    reasons: list[str]
-
-    @property
-    def expired_lease_count(self) -> int:
-        return sum(s.expired_leases for s in self.lists)
-
-
-def system_health() -> tuple[list[ListStatus], list[ProjectionStatus], list[str]]:
-    """The lists, the projections, and the reasons the system is unhealthy (empty when healthy)."""
-    projections = projection_status()
-    lists = todo_lists_status(projections=projections)
-    reasons = health_reasons(lists=lists, projections=projections, unregistered=unregistered_events())
-    return lists, projections, reasons
-
-
-def dashboard() -> Dashboard:
-    lists, projections, reasons = system_health()
-    return Dashboard(
-        lists=lists,
-        projections=projections,
-        cluster=cluster_status(),
-        expired_leases=expired_leases(),
-        reasons=reasons,
-    )
-
-
 def todo_items_parked_since(*, position: int) -> dict[str, int]:
     """Items parked per list by events after `position` (the log head before a run)."""
     from eventstore.models import Event
 
     counts: dict[str, int] = {}
-    for data in Event.objects.filter(position__gt=position, type="TodoItemParked").values_list(
+    for data in Event.objects.filter(position__gt=position, type=TodoItemParked.event_type).values_list(
         "data", flat=True
     ):
         counts[data["list"]] = counts.get(data["list"], 0) + 1

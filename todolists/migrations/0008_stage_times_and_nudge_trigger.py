@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("todolists", "0006_item_position_indexes"),
+        ("todolists", "0007_heartbeat_and_pause"),
     ]
 
     operations = [

@@ -1,5 +1,6 @@
 from django.core.management.base import CommandError
 
+from eventstore.poison import projections_skip_event
 from eventstore.projections import SkipRefused, projection_skip
 from eventstore.registry import NotRegistered
 from eventstore.setup_hint import MigratedCommand
@@ -7,26 +8,46 @@ from eventstore.setup_hint import MigratedCommand
 
 class Command(MigratedCommand):
     help = (
-        "Let a halted projection pass one event it cannot apply: appends a ProjectionEventSkipped "
-        "event (so replays skip it too) and catches the projection up. Refused unless the "
-        "projection is halted at that position, unless --force."
+        "Let halted projections pass one event they cannot apply: appends a ProjectionEventSkipped "
+        "event per projection (so replays skip it too) and catches each up. Without NAME, every "
+        "projection halted at that position; with NAME, that one only (refused unless it is halted "
+        "there, unless --force)."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("name", metavar="NAME", help="The projection (see projection_status).")
+        parser.add_argument(
+            "name",
+            metavar="NAME",
+            nargs="?",
+            help="One projection (see projection_status); default: all halted there.",
+        )
         parser.add_argument("--position", type=int, required=True, help="The event's position in the log.")
         parser.add_argument("--reason", required=True, help="Why it is safe to pass it; kept in the log.")
         parser.add_argument(
-            "--force", action="store_true", help="Skip it even if the projection is not halted there."
+            "--force",
+            action="store_true",
+            help="With NAME: skip it even if the projection is not halted there.",
         )
         parser.add_argument(
             "--actor", default="manage.py projection_skip", help="Who decided (kept in the log)."
         )
 
     def handle(self, *args, name, position, reason, force, actor, **options):
+        if force and not name:
+            raise CommandError("--force needs a NAME: it skips an event a projection is not halted on.")
         try:
-            result = projection_skip(name=name, position=position, reason=reason, actor=actor, force=force)
+            if name:
+                results = {
+                    name: projection_skip(
+                        name=name, position=position, reason=reason, actor=actor, force=force
+                    )
+                }
+            else:
+                results = projections_skip_event(position=position, reason=reason, actor=actor)
         except (SkipRefused, NotRegistered) as exc:
             raise CommandError(str(exc)) from None
-        state = f"halted again: {result.error}" if result.error else "caught up"
-        self.stdout.write(f"{name}: skips position {position}; {state} at checkpoint {result.position}")
+        for projection, result in results.items():
+            state = f"halted again: {result.error}" if result.error else "caught up"
+            self.stdout.write(
+                f"{projection}: skips position {position}; {state} at checkpoint {result.position}"
+            )

@@ -1,0 +1,550 @@
+"""The verdict: one function decides ok / attention / failing for each list, projection, the
+cluster and the broker, each non-ok finding a sentence with its cause, since when, and the next
+step. The dashboard banner and list rows, /health/process/, `todo_status --check`,
+`projection_status` and /metrics all read `process_verdict()`; none decides on its own.
+
+A fixed number of queries whatever the size of the log or the lists (tests/test_verdict.py counts
+them): the numbers per list (todolists/status.py), the projections' checkpoints with the time of
+the oldest event each has not applied, the last failed attempts (at most FAILURES_READ, newest
+first, by the (type, position) index), the errors of open items grouped, expired leases grouped,
+the heartbeats, the pauses, and django-q2's sweep and queue.
+
+What each finding means and what to do is in README ("What the verdict says").
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime
+import enum
+import re
+
+from django.db.models import BooleanField, Count, ExpressionWrapper, Min, OuterRef, Subquery
+from django.utils import dateformat, timezone
+
+from eventstore.models import Event, ProjectionCheckpoint
+from eventstore.projections import ProjectionStatus, projection_status, unregistered_events
+from todolists.conf import conf
+from todolists.events import TodoAttemptFailed
+from todolists.heartbeat import alive_q
+from todolists.lists import registry
+from todolists.models import TodoItem, TodoListPause, WorkerHeartbeat
+from todolists.status import ClusterStatus, ListStatus, cluster_status, expired_leases, todo_lists_status
+
+FAILURES_READ = 500
+"""Failed attempts read per verdict, newest first: enough to tell a rate over the window."""
+ERROR_GROUPS_READ = 200
+"""Distinct errors of open items read per verdict (grouped by kind afterwards)."""
+
+
+class Level(enum.StrEnum):
+    OK = "ok"
+    ATTENTION = "attention"
+    FAILING = "failing"
+
+    @property
+    def rank(self) -> int:
+        return list(Level).index(self)
+
+
+def worst(levels) -> Level:
+    return max(levels, key=lambda level: level.rank, default=Level.OK)
+
+
+def when(moment: datetime.datetime | None) -> str:
+    """One absolute format with the zone, for every sentence."""
+    return dateformat.format(timezone.localtime(moment), "Y-m-d H:i:s T") if moment else "?"
+
+
+def _seconds(value: float) -> str:
+    value = round(value)
+    return f"{value} s" if value < 120 else f"{value // 60} min" if value < 7200 else f"{value // 3600} h"
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    level: Level
+    subject: str
+    """"list:<name>", "projection:<name>", "cluster", "broker" or "log"."""
+    cause: str
+    since: datetime.datetime | None
+    next_step: str
+
+    def sentence(self) -> str:
+        since = f" since {when(self.since)}" if self.since else ""
+        return f"{self.cause}{since}: {self.next_step}"
+
+    def as_dict(self) -> dict:
+        return {
+            "level": str(self.level),
+            "subject": self.subject,
+            "cause": self.cause,
+            "since": self.since.isoformat() if self.since else None,
+            "next_step": self.next_step,
+            "sentence": self.sentence(),
+        }
+
+
+_STATUS_CODE = re.compile(r"\b([45]\d\d)\b")
+
+
+def error_kind(message: str) -> str:
+    """ "GatewayUnavailable: ... (503)" -> "GatewayUnavailable (503)": the exception's name and the
+    HTTP status it carries, without the details that differ per item."""
+    name = message.split(":", 1)[0].strip() or "error"
+    code = _STATUS_CODE.search(message[len(name) :])
+    return f"{name} ({code.group(1)})" if code else name
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorGroup:
+    """Open items of one list whose last error is of one kind."""
+
+    list_name: str
+    kind: str
+    parked: int
+    retrying: int
+
+    @property
+    def label(self) -> str:
+        counts = [f"{n} {what}" for n, what in ((self.parked, "parked"), (self.retrying, "retrying")) if n]
+        return f"{', '.join(counts)}: {self.kind}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Worker:
+    worker: str
+    cluster: str
+    host: str
+    pid: int
+    started_at: datetime.datetime
+    last_beat_at: datetime.datetime
+    alive: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Pause:
+    list_name: str
+    actor: str
+    reason: str
+    since: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectionRow:
+    status: ProjectionStatus
+    level: Level
+    oldest_unread_at: datetime.datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    level: Level
+    findings: list[Finding]
+    lists: list[ListStatus]
+    projections: list[ProjectionStatus]
+    projection_rows: list[ProjectionRow]
+    cluster: ClusterStatus
+    workers: list[Worker]
+    error_groups: list[ErrorGroup]
+    pauses: dict[str, Pause]
+    expired_leases: list[TodoItem]
+    """The most recent of them (status.EXPIRED_LEASES_SHOWN); the count is per list."""
+    unregistered: dict[str, int]
+
+    def level_of(self, subject: str) -> Level:
+        return worst(f.level for f in self.findings if f.subject == subject)
+
+    def findings_of(self, subject: str) -> list[Finding]:
+        return [f for f in self.findings if f.subject == subject]
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f.sentence() for f in self.findings]
+
+    @property
+    def expired_lease_count(self) -> int:
+        return sum(s.expired_leases for s in self.lists)
+
+    @property
+    def list_rows(self) -> list[dict]:
+        """Per list, for the dashboard: its numbers, findings, pause and error groups."""
+        return [
+            {
+                "status": s,
+                "findings": [f for f in self.findings if f.subject in _subjects(s.name)],
+                "pause": self.pauses.get(s.name),
+                "groups": [g for g in self.error_groups if g.list_name == s.name],
+            }
+            for s in self.lists
+        ]
+
+    @property
+    def live_workers(self) -> list[Worker]:
+        return [w for w in self.workers if w.alive]
+
+    def as_dict(self) -> dict:
+        return {
+            "status": str(self.level),
+            "reasons": self.reasons,
+            "findings": [f.as_dict() for f in self.findings],
+            "lists": {s.name: s.as_dict() for s in self.lists},
+            "projections": {
+                r.status.name: {
+                    "level": str(r.level),
+                    "lag": r.status.lag,
+                    "halted": r.status.halted,
+                    "error_position": r.status.error_position,
+                    "skipped": r.status.skipped,
+                    "held_back_seconds": r.status.held_back_seconds,
+                }
+                for r in self.projection_rows
+            },
+            "workers": [
+                {
+                    "worker": w.worker,
+                    "host": w.host,
+                    "pid": w.pid,
+                    "alive": w.alive,
+                    "started_at": w.started_at.isoformat(),
+                    "last_beat_at": w.last_beat_at.isoformat(),
+                }
+                for w in self.workers
+            ],
+            "error_groups": [dataclasses.asdict(g) for g in self.error_groups],
+            "broker_queued": self.cluster.queued,
+        }
+
+
+def _subjects(list_name: str) -> tuple[str, str]:
+    return f"list:{list_name}", f"projection:{registry.get(list_name).projection_name}"
+
+
+# --- reading (a fixed number of queries) -----------------------------------------------------------
+
+
+def _oldest_unread(names: list[str]) -> dict[str, datetime.datetime | None]:
+    """For each projection, when the oldest event it has not applied was recorded (None: none)."""
+    first_after = Event.objects.filter(position__gt=OuterRef("position")).order_by("position")
+    rows = dict(
+        ProjectionCheckpoint.objects.filter(name__in=names)
+        .annotate(at=Subquery(first_after.values("recorded_at")[:1]))
+        .values_list("name", "at")
+    )
+    # A projection that never ran has everything unread (asked always: a fixed number of queries).
+    first = Event.objects.order_by("position").values_list("recorded_at", flat=True).first()
+    return {n: rows.get(n, first) for n in names}
+
+
+Attempt = tuple[datetime.datetime, str | None]
+"""When, and the error (None: the item was done)."""
+
+
+def _attempts(since: datetime.datetime) -> dict[str, list[Attempt]]:
+    """Per list, the attempts since `since`, oldest first: the failed ones from the log, the
+    successful ones as the items closed (at most FAILURES_READ of each, the newest)."""
+    failed = Event.objects.filter(type=TodoAttemptFailed.event_type).order_by("-position")[:FAILURES_READ]
+    done = TodoItem.objects.filter(status=TodoItem.Status.DONE, closed_at__gte=since).order_by("-closed_at")
+    per_list: dict[str, list[Attempt]] = collections.defaultdict(list)
+    for at, data in failed.values_list("recorded_at", "data"):
+        if at >= since:
+            per_list[data["list"]].append((at, data["error"]))
+    for name, at in done.values_list("list_name", "closed_at")[:FAILURES_READ]:
+        per_list[name].append((at, None))
+    return {name: sorted(attempts, key=lambda a: a[0]) for name, attempts in per_list.items()}
+
+
+def _error_groups() -> list[ErrorGroup]:
+    rows = (
+        TodoItem.objects.exclude(status=TodoItem.Status.DONE)
+        .exclude(last_error="")
+        .order_by()
+        .values("list_name", "status", "last_error")
+        .annotate(n=Count("pk"))
+        .order_by("-n")[:ERROR_GROUPS_READ]
+    )
+    counts: dict[tuple[str, str], list[int]] = collections.defaultdict(lambda: [0, 0])
+    for r in rows:
+        counts[(r["list_name"], error_kind(r["last_error"]))][r["status"] != TodoItem.Status.PARKED] += r["n"]
+    return sorted(
+        (ErrorGroup(list_name=ln, kind=k, parked=p, retrying=r) for (ln, k), (p, r) in counts.items()),
+        key=lambda g: (g.list_name, -(g.parked + g.retrying)),
+    )
+
+
+def _expired_holders() -> dict[str, list[tuple[str, int, datetime.datetime]]]:
+    rows = (
+        TodoItem.objects.filter(TodoItem.lease_expired())
+        .order_by()
+        .values("list_name", "claimed_by")
+        .annotate(n=Count("pk"), since=Min("claimed_until"))
+    )
+    holders: dict[str, list[tuple[str, int, datetime.datetime]]] = collections.defaultdict(list)
+    for r in rows:
+        holders[r["list_name"]].append((r["claimed_by"], r["n"], r["since"]))
+    return holders
+
+
+def _workers() -> list[Worker]:
+    alive = ExpressionWrapper(alive_q(), output_field=BooleanField())
+    return [
+        Worker(**row)
+        for row in WorkerHeartbeat.objects.annotate(alive=alive)
+        .order_by("-last_beat_at")
+        .values("worker", "cluster", "host", "pid", "started_at", "last_beat_at", "alive")
+    ]
+
+
+def _pauses() -> dict[str, Pause]:
+    return {
+        p.list_name: Pause(list_name=p.list_name, actor=p.actor, reason=p.reason, since=p.changed_at)
+        for p in TodoListPause.objects.filter(paused=True)
+    }
+
+
+# --- deciding -------------------------------------------------------------------------------------
+
+
+def process_verdict() -> Verdict:
+    now = timezone.now()
+    projections = projection_status()
+    lists = todo_lists_status(projections=projections)
+    oldest_unread = _oldest_unread([p.name for p in projections])
+    window = datetime.timedelta(seconds=conf.failing_window_seconds)
+    attempts = _attempts(now - window)
+    groups = _error_groups()
+    holders = _expired_holders()
+    workers = _workers()
+    pauses = _pauses()
+    unregistered = unregistered_events()
+    cluster = cluster_status()
+
+    findings: list[Finding] = []
+    findings += _worker_findings(now, lists, oldest_unread, workers, pauses)
+    projection_rows = []
+    for p in projections:
+        found = _projection_findings(now, p, oldest_unread.get(p.name), workers)
+        findings += found
+        projection_rows.append(ProjectionRow(p, worst(f.level for f in found), oldest_unread.get(p.name)))
+    for s in lists:
+        findings += _list_findings(
+            s, attempts.get(s.name, []), groups, holders.get(s.name, []), pauses, workers
+        )
+    findings += _log_findings(projections, unregistered)
+    if cluster.queued is None:
+        findings.append(
+            Finding(
+                Level.ATTENTION,
+                "broker",
+                "the broker does not answer (Redis down?)",
+                None,
+                "nudges fall back to the minute sweep; restore the broker for immediate work",
+            )
+        )
+    findings.sort(key=lambda f: -f.level.rank)
+    lists = [
+        dataclasses.replace(
+            s,
+            level=str(worst(f.level for f in findings if f.subject in _subjects(s.name))),
+            paused=s.name in pauses,
+        )
+        for s in lists
+    ]
+    return Verdict(
+        level=worst(f.level for f in findings),
+        findings=findings,
+        lists=lists,
+        projections=projections,
+        projection_rows=projection_rows,
+        cluster=cluster,
+        workers=workers,
+        error_groups=groups,
+        pauses=pauses,
+        expired_leases=expired_leases(),
+        unregistered=unregistered,
+    )
+
+
+def _due_since(now: datetime.datetime, s: ListStatus) -> datetime.datetime | None:
+    return (
+        now - datetime.timedelta(seconds=s.oldest_due_age_seconds)
+        if s.oldest_due_age_seconds is not None
+        else None
+    )
+
+
+def _worker_findings(now, lists, oldest_unread, workers, pauses) -> list[Finding]:
+    """Work waiting (a due item on a running list, or an event a projection has not read) with no
+    live worker for longer than TODO_NO_WORKER_AFTER_SECONDS: failing."""
+    if any(w.alive for w in workers):
+        return []
+    waiting = [t for s in lists if s.name not in pauses and (t := _due_since(now, s))]
+    waiting += [t for t in oldest_unread.values() if t]
+    if not waiting:
+        return []
+    last_seen = workers[0] if workers else None
+    dead_at = (
+        last_seen.last_beat_at + datetime.timedelta(seconds=conf.worker_dead_after_seconds)
+        if last_seen
+        else None
+    )
+    since = max(min(waiting), dead_at) if dead_at else min(waiting)
+    if (now - since).total_seconds() <= conf.no_worker_after_seconds:
+        return []
+    seen = (
+        f" (the last one, {last_seen.worker}, last beat at {when(last_seen.last_beat_at)})"
+        if last_seen
+        else " (none has ever reported)"
+    )
+    return [
+        Finding(
+            Level.FAILING,
+            "cluster",
+            f"no worker is running{seen} while work waits",
+            since,
+            "start `manage.py qcluster`",
+        )
+    ]
+
+
+def _projection_findings(now, p: ProjectionStatus, oldest_unread, workers) -> list[Finding]:
+    subject = f"projection:{p.name}"
+    if p.halted:
+        return [
+            Finding(
+                Level.FAILING,
+                subject,
+                f"projection {p.name} is halted at event #{p.error_position} ({p.error_type}: "
+                f"{p.error_message[:160]})",
+                oldest_unread,
+                f"fix the handler and deploy, or skip the event from the dashboard "
+                f"(`manage.py projection_skip --position {p.error_position} --reason ...`)",
+            )
+        ]
+    threshold = conf.not_moving_after_seconds
+    if not (p.lag and oldest_unread and (now - oldest_unread).total_seconds() > threshold):
+        return []
+    if p.held_back_seconds is not None:
+        cause, step = (
+            f"a write transaction open for {_seconds(p.held_back_seconds)} (pid {p.held_back_pid}) holds readers back",
+            f"commit or end that transaction (SELECT pg_terminate_backend({p.held_back_pid}))",
+        )
+    elif not any(w.alive for w in workers):
+        cause, step = "no worker is running", "start `manage.py qcluster`"
+    else:
+        cause, step = (
+            "the workers do not keep up or their tasks fail",
+            "see the cluster's failed tasks and the worker logs",
+        )
+    return [
+        Finding(
+            Level.FAILING,
+            subject,
+            f"projection {p.name} has not read {p.lag} event(s) for over {_seconds(threshold)}: {cause}",
+            oldest_unread,
+            step,
+        )
+    ]
+
+
+def _list_findings(s: ListStatus, attempts: list[Attempt], groups, holders, pauses, workers) -> list[Finding]:
+    subject = f"list:{s.name}"
+    name = s.title or s.name
+    findings = []
+    pause = pauses.get(s.name)
+    if pause:
+        findings.append(
+            Finding(
+                Level.ATTENTION,
+                subject,
+                f"{name} is paused by {pause.actor} ({pause.reason}); {s.due} item(s) wait",
+                pause.since,
+                "resume it from the dashboard when the cause is gone",
+            )
+        )
+    last = attempts[-conf.failing_attempts :]
+    failed = [(at, error) for at, error in last if error is not None]
+    if len(failed) >= conf.failing_min_attempts and len(failed) / len(last) > conf.failing_rate:
+        kinds = collections.Counter(error_kind(e) for _, e in failed).most_common()
+        top, n = kinds[0]
+        others = "".join(f", {m} with {k}" for k, m in kinds[1:3])
+        findings.append(
+            Finding(
+                Level.FAILING,
+                subject,
+                f"{name}: {len(failed)} of the last {len(last)} attempts failed, {n} with {top}{others}",
+                failed[0][0],
+                _failing_step(top),
+            )
+        )
+    if s.parked:
+        kinds = ", ".join(f"{g.parked} {g.kind}" for g in groups if g.list_name == s.name and g.parked)
+        findings.append(
+            Finding(
+                Level.ATTENTION,
+                subject,
+                f"{name}: {s.parked} item(s) parked ({kinds or 'no error recorded'})",
+                s.oldest_parked_at,
+                "retry, park or give up on them from the error groups on the dashboard",
+            )
+        )
+    for worker, n, since in holders:
+        findings.append(
+            Finding(
+                Level.ATTENTION,
+                subject,
+                f"{name}: {n} item(s) held by {worker}, whose lease ran out (the worker died or hangs)",
+                since,
+                "the next claim takes them over; if none comes, start `manage.py qcluster`",
+            )
+        )
+    if s.stuck and not pause:
+        alive = any(w.alive for w in workers)
+        findings.append(
+            Finding(
+                Level.FAILING,
+                subject,
+                f"{name}: an item has been due for {_seconds(s.oldest_due_age_seconds)} "
+                f"(threshold {_seconds(s.stuck_after_seconds)})"
+                + ("" if alive else " and no worker is running"),
+                s.oldest_due_at,
+                "see the cluster's failed tasks and the worker logs"
+                if alive
+                else "start `manage.py qcluster`",
+            )
+        )
+    return findings
+
+
+def _failing_step(kind: str) -> str:
+    if "Unavailable" in kind or re.search(r"\(5\d\d\)", kind) or "Timeout" in kind:
+        return "the gateway is failing: pause the list until it recovers, then retry the parked items"
+    return "a bug or bad data: read the item's error, fix and deploy, then retry the parked items"
+
+
+def _log_findings(projections, unregistered) -> list[Finding]:
+    findings = []
+    held = next((p for p in projections if p.held_back_seconds is not None), None)
+    if held:
+        findings.append(
+            Finding(
+                Level.ATTENTION,
+                "log",
+                f"readers are held back by a write transaction open for {_seconds(held.held_back_seconds)} "
+                f"(pid {held.held_back_pid}); events appended since are not visible yet",
+                None,
+                f"commit or end that transaction (SELECT pg_terminate_backend({held.held_back_pid}))",
+            )
+        )
+    findings += [
+        Finding(
+            Level.ATTENTION,
+            "log",
+            f"{n} event(s) of unregistered type {t}, read by no projection",
+            None,
+            "install the app that declares the type, or register it",
+        )
+        for t, n in unregistered.items()
+    ]
+    return findings
