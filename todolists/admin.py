@@ -1,19 +1,26 @@
 import datetime
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Case, IntegerField, Q, Value, When
 from django.db.models.functions import Coalesce, Now
+from django.http import HttpResponseRedirect
 from django.template.loader import render_to_string
-from django.urls import NoReverseMatch, reverse
-from django.utils import dateformat, timezone
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
 
 from eventstore.admin import EventAdmin, ReadOnlyAdmin, pretty_json
 from eventstore.models import Event
+from eventstore.projections import SkipRefused
+from todolists.item_actions import item_actions
 from todolists.lists import registry
 from todolists.models import TodoItem
 from todolists.operator import todo_item_park, todo_item_retry
-from todolists.templatetags.todo_debug import duration
+from todolists.poison import event_skip_everywhere, projections_halted_at
+from todolists.templatetags.todo_debug import absolute, duration, when
 from todolists.why import todo_item_why
 
 
@@ -27,11 +34,17 @@ def story_url(correlation_id: str) -> str:
     try:
         return reverse(settings.TODO_STORY_URL_NAME, args=[correlation_id])
     except NoReverseMatch:
-        return f"{reverse('admin:eventstore_event_changelist')}?q={correlation_id}"
+        return log_search_url(correlation_id)
+
+
+def log_search_url(correlation_id: str) -> str:
+    """Every event of a business case, in the event log."""
+    return f"{reverse('admin:eventstore_event_changelist')}?q={correlation_id}"
 
 
 def seconds(value) -> str:
-    return dateformat.format(timezone.localtime(value), "Y-m-d H:i:s") if value else ""
+    """A time in a changelist cell or read-only field: the debug pages' one format (see `when`)."""
+    return when(value)
 
 
 def item_now(item: TodoItem) -> str:
@@ -41,7 +54,7 @@ def item_now(item: TodoItem) -> str:
     if item.status == TodoItem.Status.PARKED:
         return "parked: no further attempts until someone retries it"
     if item.next_attempt_at and item.next_attempt_at > timezone.now():
-        return f"open, next attempt at {seconds(item.next_attempt_at)}"
+        return f"open, next attempt at {absolute(item.next_attempt_at)}"
     return "open and due now: the next worker takes it"
 
 
@@ -218,11 +231,10 @@ class TodoItemAdmin(ReadOnlyAdmin):
     def lease(self, obj: TodoItem) -> str:
         if not obj.claimed_by:
             return ""
-        ran_out = " (ran out)" if obj.claimed_until and obj.claimed_until < timezone.now() else ""
-        until = (
-            dateformat.format(timezone.localtime(obj.claimed_until), "H:i:s") if obj.claimed_until else "?"
+        ran_out = "ran out" if obj.claimed_until and obj.claimed_until < timezone.now() else "until"
+        return render_to_string(
+            "admin/todolists/lease.html", {"by": obj.claimed_by, "state": ran_out, "until": obj.claimed_until}
         )
-        return f"{obj.claimed_by} until {until}{ran_out}"
 
     @admin.display(description="closes on")
     def closes_on(self, obj: TodoItem) -> str:
@@ -241,8 +253,84 @@ class TodoItemAdmin(ReadOnlyAdmin):
                 "why": todo_item_why(item=item),
                 "story_url": story_url(item.correlation_id or item.key),
                 "item_now": item_now(item),
+                "buttons": self.buttons(request, item),
             }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def history_view(self, request, object_id, extra_context=None):
+        # Django's history lists admin edits, and items are never edited: their history is the log.
+        item = self.get_object(request, object_id)
+        if item is None:
+            return super().history_view(request, object_id, extra_context)
+        return HttpResponseRedirect(story_url(item.correlation_id or item.key))
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/act/<str:action>/",
+                self.admin_site.admin_view(self.item_action_view),
+                name="todolists_todoitem_act",
+            ),
+            *super().get_urls(),
+        ]
+
+    def buttons(self, request, item: TodoItem) -> list[dict]:
+        """The item page's buttons: each action that applies to this list, enabled or saying why not."""
+        return [
+            {
+                "action": a,
+                "url": reverse("admin:todolists_todoitem_act", args=[item.pk, a.name]),
+                "refused": ""
+                if request.user.has_perm(a.permission)
+                else f"needs the permission {a.permission}",
+            }
+            for a in item_actions.all()
+            if a.applies_to(item)
+        ]
+
+    def item_action_view(self, request, object_id: str, action: str):
+        """Confirm, with a reason, then record: GET shows the form, POST runs the owning app's command.
+        A refusal shows on the form with its reason; nothing is recorded then."""
+        item = self.get_object(request, object_id)
+        if item is None or item.list_name not in registry.names() or action not in item_actions.names():
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        act = item_actions.get(action)
+        if not act.applies_to(item):
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not request.user.has_perm(act.permission):
+            raise PermissionDenied(f"{act.label} needs the permission {act.permission}")
+        form = ReasonForm(request.POST or None)
+        refusal = ""
+        if request.method == "POST" and form.is_valid():
+            actor = request.user.get_username()
+            try:
+                act.run(item=item, actor=actor, reason=form.cleaned_data["reason"])
+            except act.refused as exc:
+                refusal = str(exc)
+            else:
+                touched = [
+                    registry.get(item.list_name).projection_name,
+                    *registry.affected_by(set(act.records)),
+                ]
+                self.catch_up_and_warn(request, [*touched, *act.projections])
+                item = TodoItem.objects.get(pk=item.pk)
+                self.message_user(
+                    request,
+                    f"{act.label}: recorded. Item {item.key} on {item.list_name} is now {item_now(item)}.",
+                )
+                return HttpResponseRedirect(reverse("admin:todolists_todoitem_change", args=[item.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{act.label}: {item.list_name} item {item.key}",
+            "opts": self.opts,
+            "item": item,
+            "act": act,
+            "form": form,
+            "refusal": refusal,
+            "item_now": item_now(item),
+            "item_url": reverse("admin:todolists_todoitem_change", args=[item.pk]),
+        }
+        return TemplateResponse(request, "admin/todolists/todoitem/confirm_action.html", context)
 
     def has_operate_permission(self, request) -> bool:
         return request.user.has_perm("todolists.operate_todoitem")
@@ -277,6 +365,20 @@ class TodoItemAdmin(ReadOnlyAdmin):
             self.message_user(request, f"... and {len(recorded) - 10} more.")
 
 
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Kept in the log beside the event, with your name.",
+    )
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("Say why: the reason stays in the log.")
+        return reason
+
+
 admin.site.unregister(Event)
 
 
@@ -289,13 +391,67 @@ class EventWithItemsAdmin(EventAdmin):
         event = self.get_object(request, object_id)
         if event is not None:
             items = TodoItem.objects.filter(Q(opened_position=event.pk) | Q(closed_position=event.pk))
+            halted = projections_halted_at(position=event.pk)
+            story = ""
+            if event.correlation_id:
+                # A case whose event halted the projections has no read-model row to show: its events do.
+                story = log_search_url(event.correlation_id) if halted else story_url(event.correlation_id)
             extra_context = {
                 **(extra_context or {}),
-                "story_url": story_url(event.correlation_id) if event.correlation_id else "",
+                "story_url": story,
+                "story_in_log": bool(halted),
+                "halted_here": halted,
+                "skip_url": reverse("admin:eventstore_event_skip", args=[event.pk]) if halted else "",
+                "may_skip": request.user.is_superuser,
                 "opened_items": [i for i in items if i.opened_position == event.pk],
                 "closed_items": [i for i in items if i.closed_position == event.pk],
             }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/skip/",
+                self.admin_site.admin_view(self.skip_view),
+                name="eventstore_event_skip",
+            ),
+            *super().get_urls(),
+        ]
+
+    def skip_view(self, request, object_id: str):
+        """Skip this event for every projection halted on it: confirm with a reason, then record one
+        ProjectionEventSkipped per projection. Superusers only, as `projection_skip` needs a shell."""
+        event = self.get_object(request, object_id)
+        if event is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not request.user.is_superuser:
+            raise PermissionDenied(
+                "Skipping an event is for superusers (it changes what every read model holds)."
+            )
+        event_url = reverse("admin:eventstore_event_change", args=[event.pk])
+        form = ReasonForm(request.POST or None)
+        refusal = ""
+        if request.method == "POST" and form.is_valid():
+            try:
+                names = event_skip_everywhere(
+                    position=event.pk, reason=form.cleaned_data["reason"], actor=request.user.get_username()
+                )
+            except SkipRefused as exc:
+                refusal = str(exc)
+            else:
+                self.message_user(request, f"Skipped event #{event.pk} for {', '.join(names)}.")
+                return HttpResponseRedirect(event_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Skip event #{event.pk} ({event.type})",
+            "opts": self.opts,
+            "event": event,
+            "event_url": event_url,
+            "halted_here": projections_halted_at(position=event.pk),
+            "form": form,
+            "refusal": refusal,
+        }
+        return TemplateResponse(request, "admin/eventstore/event/confirm_skip.html", context)
 
 
 class SuperuserWritesOnly:

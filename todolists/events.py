@@ -27,3 +27,5 @@ class TodoItemParked(DomainEvent):
 class TodoRetryRequested(DomainEvent):
     list: str
     key: str
+    reason: str = ""
+    """The operator's words (empty on events recorded before reasons were asked for)."""

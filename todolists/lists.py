@@ -132,7 +132,8 @@ def _projection(todo: TodoList) -> Projection:
     def on_retry(row: Row | None, e: Envelope) -> Row | None:
         if not still_open(row):
             return None
-        return {**row, **RETRIED}
+        # Due from the retry on: "longest due" counts from here, not from when the item opened.
+        return {**row, **RETRIED, "next_attempt_at": e.recorded_at}
 
     handlers: dict[str, RowHandler] = {t: on_open for t in todo.opened_by}
     handlers |= {t: on_close for t in todo.closed_by}

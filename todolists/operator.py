@@ -23,13 +23,13 @@ def todo_item_park(*, item: TodoItem, reason: str, actor: str) -> None:
     )
 
 
-def todo_item_retry(*, item: TodoItem, actor: str) -> None:
+def todo_item_retry(*, item: TodoItem, actor: str, reason: str = "") -> None:
     """An operator's "retry now": recorded as an event, which reopens a parked or waiting item."""
     if item.status == TodoItem.Status.DONE:
         raise ValueError(f"{item.list_name} item {item.key} is done; there is nothing to retry.")
     event_append(
         stream_id=todo_stream(list_name=item.list_name, key=item.key),
-        events=[TodoRetryRequested(list=item.list_name, key=item.key)],
+        events=[TodoRetryRequested(list=item.list_name, key=item.key, reason=reason)],
         expected_version=None,
         correlation_id=item.correlation_id,
         actor=actor,

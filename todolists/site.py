@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from todolists.glossary import glossary_context
 from todolists.lists import registry as todo_lists
 from todolists.process import process_steps, unrecorded_event_types
 from todolists.status import dashboard, todo_lists_status
@@ -20,6 +21,11 @@ class DebugAdminSite(admin.AdminSite):
     index_template = "admin/todolists/dashboard.html"
     # The item list needs the width at 1280 px; the dashboard links to every page anyway.
     enable_nav_sidebar = False
+    # No public site behind the admin: "View site" would be a 404, so the admin shows none.
+    site_url = None
+
+    def each_context(self, request):
+        return {**super().each_context(request), **glossary_context()}
 
     def index(self, request, extra_context=None):
         context = {"title": "Dashboard", "dashboard": dashboard(), **(extra_context or {})}
