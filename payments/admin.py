@@ -5,6 +5,7 @@ from eventstore.admin import ReadOnlyAdmin
 from payments.commands import PAYMENTS_LIST, GiveUpRefused, Outcome, payment_give_up
 from payments.gateway import GatewayUnavailable
 from payments.models import InProcessCharge, Payment
+from todolists.item_actions import ItemAction, item_actions
 from todolists.lists import registry as todo_lists
 from todolists.models import TodoItem
 
@@ -103,3 +104,26 @@ class InProcessChargeAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["succeeded"]
     search_fields = ["=order_id", "=payment_id", "=idempotency_key"]
+
+
+def _give_up_from_item(*, item: TodoItem, actor: str, reason: str) -> None:
+    payment_give_up(order_id=item.key, actor=actor, reason=reason)
+
+
+# The item page's "Give up" button on a parked payment (todolists/item_actions.py).
+item_actions.register(
+    ItemAction(
+        name="give_up",
+        label="Give up",
+        records=("PaymentIssued", "PaymentFailed"),
+        permission="payments.give_up_payment",
+        run=_give_up_from_item,
+        explain=(
+            "Asks the gateway for a charge under the order's key: if it took one, records PaymentIssued "
+            "(the order is confirmed); if not, PaymentFailed (the order is cancelled)."
+        ),
+        lists=(PAYMENTS_LIST,),
+        refused=(GiveUpRefused, GatewayUnavailable),
+        projections=("payments",),
+    )
+)

@@ -128,7 +128,9 @@ class GiveUpRefused(ValueError):
     """The payment cannot be given up now; the message says why and what to do instead."""
 
 
-def payment_give_up(*, order_id: str, actor: str, gateway: PaymentGateway | None = None) -> Outcome:
+def payment_give_up(
+    *, order_id: str, actor: str, gateway: PaymentGateway | None = None, reason: str = ""
+) -> Outcome:
     """Decide a parked payment for good: ask the gateway whether a charge succeeded under the
     order's idempotency key. If one did, record PaymentIssued (the order gets confirmed: money
     is never forgotten); if none did, record PaymentFailed with decline code "given_up" (the
@@ -171,7 +173,9 @@ def payment_give_up(*, order_id: str, actor: str, gateway: PaymentGateway | None
         )
     else:
         event = PaymentFailed(
-            order_id=order_id, decline_code=GIVEN_UP, message=f"given up by {actor}: no charge under its key"
+            order_id=order_id,
+            decline_code=GIVEN_UP,
+            message=f"given up by {actor}: no charge under its key" + (f" ({reason})" if reason else ""),
         )
 
     def still_parked_and_open() -> None:

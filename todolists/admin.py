@@ -370,13 +370,8 @@ class ReasonForm(forms.Form):
         max_length=500,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Kept in the log beside the event, with your name.",
+        error_messages={"required": "Say why: the reason stays in the log."},
     )
-
-    def clean_reason(self) -> str:
-        reason = self.cleaned_data["reason"].strip()
-        if not reason:
-            raise forms.ValidationError("Say why: the reason stays in the log.")
-        return reason
 
 
 admin.site.unregister(Event)
