@@ -20,7 +20,7 @@ from todolists.lists import registry
 from todolists.models import TodoItem
 from todolists.operator import todo_item_park, todo_item_retry
 from todolists.poison import event_skip_everywhere, projections_halted_at
-from todolists.templatetags.todo_debug import absolute, duration, when
+from todolists.templatetags.todo_debug import absolute, when
 from todolists.why import todo_item_why
 
 
@@ -139,7 +139,6 @@ class TodoItemAdmin(ReadOnlyAdmin):
         "list_name",
         "key_link",
         "status",
-        "age",
         "attempts",
         "error_short",
         "next_attempt",
@@ -176,14 +175,16 @@ class TodoItemAdmin(ReadOnlyAdmin):
     def changelist_view(self, request, extra_context=None):
         name = request.GET.get("list_name")
         if name in registry.names():
-            title = f"{registry.get(name).title}: {request.GET.get('state') or 'open'} items"
-            extra_context = {"title": title, **(extra_context or {})}
+            todo = registry.get(name)
+            title = f"{todo.title}: {request.GET.get('state') or 'open'} items"
+            extra_context = {"title": title, "closes_on": todo.closed_by, **(extra_context or {})}
         return super().changelist_view(request, extra_context)
 
     def get_list_display(self, request):
-        # Filtered to one list, its name in every row is noise (and width at 1280 px).
-        if request.GET.get("list_name"):
-            return [c for c in self.list_display if c != "list_name"]
+        # Filtered to one list, its name and closing events are the same in every row: said once
+        # above the table (the width is needed at 1280 px).
+        if request.GET.get("list_name") in registry.names():
+            return [c for c in self.list_display if c not in ("list_name", "closes_on")]
         return self.list_display
 
     def get_ordering(self, request):
@@ -208,10 +209,6 @@ class TodoItemAdmin(ReadOnlyAdmin):
         short = obj.key if len(obj.key) <= 13 else f"{obj.key[:8]}…"
         return link(story_url(obj.correlation_id or obj.key), short)
 
-    @admin.display(description="age", ordering="opened_at")
-    def age(self, obj: TodoItem) -> str:
-        return duration((obj.closed_at or timezone.now()) - obj.opened_at)
-
     @admin.display(description="last error")
     def error_short(self, obj: TodoItem) -> str:
         return obj.last_error[:120]
@@ -225,7 +222,7 @@ class TodoItemAdmin(ReadOnlyAdmin):
     def parked_since(self, obj: TodoItem) -> str:
         if obj.status != TodoItem.Status.PARKED or not obj.parked_at:
             return ""
-        return f"{seconds(obj.parked_at)} ({duration(timezone.now() - obj.parked_at)})"
+        return seconds(obj.parked_at)  # with its age
 
     @admin.display(description="lease")
     def lease(self, obj: TodoItem) -> str:

@@ -5,6 +5,7 @@ import datetime
 from django import template
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -43,10 +44,11 @@ def when(value: datetime.datetime | None) -> str:
     ("2026-11-30 03:50:52 UTC, 3 m 12 s ago"), in a <time> element a browser can read."""
     if not value:
         return ""
-    return render_to_string(
+    html = render_to_string(
         "admin/todolists/when.html",
         {"iso": value.isoformat(), "absolute": absolute(value), "relative": relative(value)},
-    ).strip()
+    )
+    return mark_safe(html.strip())  # the template escaped every value
 
 
 @register.inclusion_tag("admin/todolists/hidden_rows.html")
