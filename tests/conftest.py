@@ -618,3 +618,22 @@ def poison_event(seeded_process):
     projections_catch_up()
     seeded_process["poison"] = poison.position
     return seeded_process
+
+
+@pytest.fixture
+def other_database():
+    """A second database on the same PostgreSQL server (another application's), as a psycopg conninfo.
+    Its transactions must never hold our log's readers back."""
+    import psycopg
+
+    s = connection.settings_dict
+    name = f"{s['NAME']}_other"
+    server = psycopg.conninfo.make_conninfo(
+        host=s["HOST"] or "127.0.0.1", port=s["PORT"] or 5432, user=s["USER"], dbname="postgres"
+    )
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield psycopg.conninfo.make_conninfo(server, dbname=name)
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
