@@ -7,6 +7,9 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    if {"-h", "--help", "help"} & set(sys.argv[1:]):
+        # Reading a command's options needs no secret: help works without production settings.
+        os.environ.setdefault("SECRET_KEY", "help-only-never-serves-a-request")
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 

@@ -5,6 +5,7 @@ from eventstore.store import ConcurrencyError, correlation_read
 from orders.commands import OrderRejected, order_cancel
 from orders.events import OrderCancelled
 from orders.models import Order
+from todolists.item_actions import ItemAction, item_actions
 from todolists.lists import registry as todo_lists
 from todolists.models import TodoItem
 
@@ -54,3 +55,22 @@ class OrderAdmin(ReadOnlyAdmin):
         self.catch_up_and_warn(request, ["orders", *todo_lists.affected_by({OrderCancelled})])
         for order in Order.objects.filter(pk__in=[o.pk for o in recorded])[:10]:
             self.message_user(request, f"Order {order.order_id} is now {order.status}.")
+
+
+def _cancel_from_item(*, item: TodoItem, actor: str, reason: str) -> None:
+    order_cancel(order_id=item.correlation_id or item.key, reason=reason, actor=actor)
+
+
+# The item page's "Cancel order" button (todolists/item_actions.py).
+item_actions.register(
+    ItemAction(
+        name="cancel_order",
+        label="Cancel order",
+        records=("OrderCancelled",),
+        permission="orders.cancel_order",
+        run=_cancel_from_item,
+        explain="The order is cancelled, and every open item of it closes. Refused once its payment may be under way.",
+        refused=(OrderRejected, ConcurrencyError),
+        projections=("orders",),
+    )
+)

@@ -671,6 +671,33 @@ def payments_list_breaks_on_cancel(monkeypatch):
 
 
 @pytest.fixture
+def poison_event(seeded_process):
+    """The seeded process, then an OrderPlaced with no amount that bypassed the append checks (written
+    by SQL, or by an older release), and one good order after it: the orders, payments and
+    payments_to_issue projections halt on it, and the good order is hidden behind them."""
+    import uuid
+
+    from django.utils import timezone
+
+    from eventstore.projections import projections_catch_up
+    from tests.factories import PlacedOrderFactory
+
+    order_id = str(uuid.uuid4())
+    poison = Event.objects.create(
+        stream_id=f"order-{order_id}",
+        stream_version=1,
+        type="OrderPlaced",
+        data={"order_id": order_id, "customer": "ada", "currency": "EUR", "payment_method": "pm_card_visa"},
+        correlation_id=order_id,
+        recorded_at=timezone.now(),
+    )
+    seeded_process["hidden"] = PlacedOrderFactory()
+    projections_catch_up()
+    seeded_process["poison"] = poison.position
+    return seeded_process
+
+
+@pytest.fixture
 def other_database():
     """A second database on the same PostgreSQL server (another application's), as a psycopg conninfo.
     Its transactions must never hold our log's readers back."""

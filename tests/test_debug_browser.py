@@ -1,6 +1,6 @@
 """Acceptance of the debug view, as an operator sees it in Debian's Chromium at 1280 px: each
-check within two clicks of /admin/. Set SCREENSHOT_DIR=docs/screenshots to refresh the README's
-screenshots."""
+check within two clicks of /admin/. The README's screenshots come from test_screenshots.py
+(UPDATE_SCREENSHOTS=1); SCREENSHOT_DIR=folder keeps these."""
 
 import os
 from pathlib import Path

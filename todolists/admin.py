@@ -1,18 +1,26 @@
 import datetime
 
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Case, IntegerField, Q, Value, When
 from django.db.models.functions import Coalesce, Now
+from django.http import HttpResponseRedirect
 from django.template.loader import render_to_string
-from django.urls import NoReverseMatch, reverse
-from django.utils import dateformat, timezone
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
 
 from eventstore.admin import EventAdmin, ReadOnlyAdmin, pretty_json
 from eventstore.models import Event
+from eventstore.poison import projections_skip_event
+from eventstore.projections import SkipRefused
+from todolists.item_actions import item_actions
 from todolists.lists import registry
 from todolists.models import TodoItem
 from todolists.operator import todo_item_park, todo_item_retry
-from todolists.templatetags.todo_debug import duration
+from todolists.poison import projections_halted_at
+from todolists.templatetags.todo_debug import absolute, when
 from todolists.why import todo_item_why
 
 
@@ -27,11 +35,17 @@ def story_url(correlation_id: str, list_name: str = "") -> str:
     try:
         return reverse(registry.story_url_name(list_name), args=[correlation_id])
     except NoReverseMatch:
-        return f"{reverse('admin:eventstore_event_changelist')}?q={correlation_id}"
+        return log_search_url(correlation_id)
+
+
+def log_search_url(correlation_id: str) -> str:
+    """Every event of a business case, in the event log."""
+    return f"{reverse('admin:eventstore_event_changelist')}?q={correlation_id}"
 
 
 def seconds(value) -> str:
-    return dateformat.format(timezone.localtime(value), "Y-m-d H:i:s") if value else ""
+    """A time in a changelist cell or read-only field: the debug pages' one format (see `when`)."""
+    return when(value)
 
 
 def item_now(item: TodoItem) -> str:
@@ -41,7 +55,7 @@ def item_now(item: TodoItem) -> str:
     if item.status == TodoItem.Status.PARKED:
         return "parked: no further attempts until someone retries it"
     if item.next_attempt_at and item.next_attempt_at > timezone.now():
-        return f"open, next attempt at {seconds(item.next_attempt_at)}"
+        return f"open, next attempt at {absolute(item.next_attempt_at)}"
     return "open and due now: the next worker takes it"
 
 
@@ -126,7 +140,6 @@ class TodoItemAdmin(ReadOnlyAdmin):
         "list_name",
         "key_link",
         "status",
-        "age",
         "attempts",
         "error_short",
         "next_attempt",
@@ -163,14 +176,16 @@ class TodoItemAdmin(ReadOnlyAdmin):
     def changelist_view(self, request, extra_context=None):
         name = request.GET.get("list_name")
         if name in registry.names():
-            title = f"{registry.get(name).title}: {request.GET.get('state') or 'open'} items"
-            extra_context = {"title": title, **(extra_context or {})}
+            todo = registry.get(name)
+            title = f"{todo.title}: {request.GET.get('state') or 'open'} items"
+            extra_context = {"title": title, "closes_on": todo.closed_by, **(extra_context or {})}
         return super().changelist_view(request, extra_context)
 
     def get_list_display(self, request):
-        # Filtered to one list, its name in every row is noise (and width at 1280 px).
-        if request.GET.get("list_name"):
-            return [c for c in self.list_display if c != "list_name"]
+        # Filtered to one list, its name and closing events are the same in every row: said once
+        # above the table (the width is needed at 1280 px).
+        if request.GET.get("list_name") in registry.names():
+            return [c for c in self.list_display if c not in ("list_name", "closes_on")]
         return self.list_display
 
     def get_ordering(self, request):
@@ -195,10 +210,6 @@ class TodoItemAdmin(ReadOnlyAdmin):
         short = obj.key if len(obj.key) <= 13 else f"{obj.key[:8]}…"
         return link(story_url(obj.correlation_id or obj.key, obj.list_name), short)
 
-    @admin.display(description="age", ordering="opened_at")
-    def age(self, obj: TodoItem) -> str:
-        return duration((obj.closed_at or timezone.now()) - obj.opened_at)
-
     @admin.display(description="last error")
     def error_short(self, obj: TodoItem) -> str:
         return obj.last_error[:120]
@@ -212,17 +223,16 @@ class TodoItemAdmin(ReadOnlyAdmin):
     def parked_since(self, obj: TodoItem) -> str:
         if obj.status != TodoItem.Status.PARKED or not obj.parked_at:
             return ""
-        return f"{seconds(obj.parked_at)} ({duration(timezone.now() - obj.parked_at)})"
+        return seconds(obj.parked_at)  # with its age
 
     @admin.display(description="lease")
     def lease(self, obj: TodoItem) -> str:
         if not obj.claimed_by or obj.status != TodoItem.Status.OPEN:  # a closed item keeps its last claim
             return ""
-        ran_out = " (ran out)" if obj.claimed_until and obj.claimed_until < timezone.now() else ""
-        until = (
-            dateformat.format(timezone.localtime(obj.claimed_until), "H:i:s") if obj.claimed_until else "?"
+        ran_out = "ran out" if obj.claimed_until and obj.claimed_until < timezone.now() else "until"
+        return render_to_string(
+            "admin/todolists/lease.html", {"by": obj.claimed_by, "state": ran_out, "until": obj.claimed_until}
         )
-        return f"{obj.claimed_by} until {until}{ran_out}"
 
     @admin.display(description="closes on")
     def closes_on(self, obj: TodoItem) -> str:
@@ -241,8 +251,84 @@ class TodoItemAdmin(ReadOnlyAdmin):
                 "why": todo_item_why(item=item),
                 "story_url": story_url(item.correlation_id or item.key, item.list_name),
                 "item_now": item_now(item),
+                "buttons": self.buttons(request, item),
             }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def history_view(self, request, object_id, extra_context=None):
+        # Django's history lists admin edits, and items are never edited: their history is the log.
+        item = self.get_object(request, object_id)
+        if item is None:
+            return super().history_view(request, object_id, extra_context)
+        return HttpResponseRedirect(story_url(item.correlation_id or item.key))
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/act/<str:action>/",
+                self.admin_site.admin_view(self.item_action_view),
+                name="todolists_todoitem_act",
+            ),
+            *super().get_urls(),
+        ]
+
+    def buttons(self, request, item: TodoItem) -> list[dict]:
+        """The item page's buttons: each action that applies to this list, enabled or saying why not."""
+        return [
+            {
+                "action": a,
+                "url": reverse("admin:todolists_todoitem_act", args=[item.pk, a.name]),
+                "refused": ""
+                if request.user.has_perm(a.permission)
+                else f"needs the permission {a.permission}",
+            }
+            for a in item_actions.all()
+            if a.applies_to(item)
+        ]
+
+    def item_action_view(self, request, object_id: str, action: str):
+        """Confirm, with a reason, then record: GET shows the form, POST runs the owning app's command.
+        A refusal shows on the form with its reason; nothing is recorded then."""
+        item = self.get_object(request, object_id)
+        if item is None or item.list_name not in registry.names() or action not in item_actions.names():
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        act = item_actions.get(action)
+        if not act.applies_to(item):
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not request.user.has_perm(act.permission):
+            raise PermissionDenied(f"{act.label} needs the permission {act.permission}")
+        form = ReasonForm(request.POST or None)
+        refusal = ""
+        if request.method == "POST" and form.is_valid():
+            actor = request.user.get_username()
+            try:
+                act.run(item=item, actor=actor, reason=form.cleaned_data["reason"])
+            except act.refused as exc:
+                refusal = str(exc)
+            else:
+                touched = [
+                    registry.get(item.list_name).projection_name,
+                    *registry.affected_by(set(act.records)),
+                ]
+                self.catch_up_and_warn(request, [*touched, *act.projections])
+                item = TodoItem.objects.get(pk=item.pk)
+                self.message_user(
+                    request,
+                    f"{act.label}: recorded. Item {item.key} on {item.list_name} is now {item_now(item)}.",
+                )
+                return HttpResponseRedirect(reverse("admin:todolists_todoitem_change", args=[item.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{act.label}: {item.list_name} item {item.key}",
+            "opts": self.opts,
+            "item": item,
+            "act": act,
+            "form": form,
+            "refusal": refusal,
+            "item_now": item_now(item),
+            "item_url": reverse("admin:todolists_todoitem_change", args=[item.pk]),
+        }
+        return TemplateResponse(request, "admin/todolists/todoitem/confirm_action.html", context)
 
     def has_operate_permission(self, request) -> bool:
         return request.user.has_perm("todolists.operate_todoitem")
@@ -274,6 +360,15 @@ class TodoItemAdmin(ReadOnlyAdmin):
             self.message_user(request, f"... and {len(recorded) - 10} more.")
 
 
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Kept in the log beside the event, with your name.",
+        error_messages={"required": "Say why: the reason stays in the log."},
+    )
+
+
 admin.site.unregister(Event)
 
 
@@ -286,13 +381,67 @@ class EventWithItemsAdmin(EventAdmin):
         event = self.get_object(request, object_id)
         if event is not None:
             items = TodoItem.objects.filter(Q(opened_position=event.pk) | Q(closed_position=event.pk))
+            halted = projections_halted_at(position=event.pk)
+            story = ""
+            if event.correlation_id:
+                # A case whose event halted the projections has no read-model row to show: its events do.
+                story = log_search_url(event.correlation_id) if halted else story_url(event.correlation_id)
             extra_context = {
                 **(extra_context or {}),
-                "story_url": story_url(event.correlation_id) if event.correlation_id else "",
+                "story_url": story,
+                "story_in_log": bool(halted),
+                "halted_here": halted,
+                "skip_url": reverse("admin:eventstore_event_skip", args=[event.pk]) if halted else "",
+                "may_skip": request.user.is_superuser,
                 "opened_items": [i for i in items if i.opened_position == event.pk],
                 "closed_items": [i for i in items if i.closed_position == event.pk],
             }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/skip/",
+                self.admin_site.admin_view(self.skip_view),
+                name="eventstore_event_skip",
+            ),
+            *super().get_urls(),
+        ]
+
+    def skip_view(self, request, object_id: str):
+        """Skip this event for every projection halted on it: confirm with a reason, then record one
+        ProjectionEventSkipped per projection. Superusers only, as `projection_skip` needs a shell."""
+        event = self.get_object(request, object_id)
+        if event is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not request.user.is_superuser:
+            raise PermissionDenied(
+                "Skipping an event is for superusers (it changes what every read model holds)."
+            )
+        event_url = reverse("admin:eventstore_event_change", args=[event.pk])
+        form = ReasonForm(request.POST or None)
+        refusal = ""
+        if request.method == "POST" and form.is_valid():
+            try:
+                names = projections_skip_event(
+                    position=event.pk, reason=form.cleaned_data["reason"], actor=request.user.get_username()
+                )
+            except SkipRefused as exc:
+                refusal = str(exc)
+            else:
+                self.message_user(request, f"Skipped event #{event.pk} for {', '.join(names)}.")
+                return HttpResponseRedirect(event_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Skip event #{event.pk} ({event.type})",
+            "opts": self.opts,
+            "event": event,
+            "event_url": event_url,
+            "halted_here": projections_halted_at(position=event.pk),
+            "form": form,
+            "refusal": refusal,
+        }
+        return TemplateResponse(request, "admin/eventstore/event/confirm_skip.html", context)
 
 
 class SuperuserWritesOnly:

@@ -11,6 +11,7 @@ from django.urls import path
 
 from todolists import dashboard_actions
 from todolists.error_groups import group_actions
+from todolists.glossary import glossary_context
 from todolists.lists import registry as todo_lists
 from todolists.process import process_steps, unrecorded_event_types
 from todolists.status import todo_lists_status
@@ -23,6 +24,11 @@ class DebugAdminSite(admin.AdminSite):
     index_template = "admin/todolists/dashboard.html"
     # The item list needs the width at 1280 px; the dashboard links to every page anyway.
     enable_nav_sidebar = False
+    # No public site behind the admin: "View site" would be a 404, so the admin shows none.
+    site_url = None
+
+    def each_context(self, request):
+        return {**super().each_context(request), **glossary_context()}
 
     def index(self, request, extra_context=None):
         verdict = process_verdict()
