@@ -6,12 +6,9 @@ Django gives for that; the template only lays them out.
 """
 
 from django.contrib import admin
-from django.template.response import TemplateResponse
-from django.urls import path
 
-from todolists.lists import registry as todo_lists
-from todolists.process import process_steps, unrecorded_event_types
-from todolists.status import dashboard, todo_lists_status
+from todolists.status import dashboard
+from todolists.views import view_urls
 
 
 class DebugAdminSite(admin.AdminSite):
@@ -27,17 +24,6 @@ class DebugAdminSite(admin.AdminSite):
 
     def get_urls(self):
         return [
-            path("process-map/", self.admin_view(self.process_map_view), name="process_map"),
+            *view_urls(self),
             *super().get_urls(),
         ]
-
-    def process_map_view(self, request):
-        cards = [{"todo": t, "status": s} for t, s in zip(todo_lists.all(), todo_lists_status(), strict=True)]
-        context = {
-            **self.each_context(request),
-            "title": "Process map",
-            "steps": process_steps(),
-            "cards": cards,
-            "unrecorded": unrecorded_event_types(),
-        }
-        return TemplateResponse(request, "admin/todolists/process_map.html", context)

@@ -1,0 +1,51 @@
+"""The pages of issue 14 in the debug admin: the process picture, the live fragment, the search
+box and a past moment. Thin: each builds its context from a domain function and renders a
+template; the admin site (todolists/site.py) wires them under its login."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from todolists.lists import registry as todo_lists
+from todolists.process import process_steps, unrecorded_event_types
+from todolists.process_map import ProcessMap, process_map
+from todolists.status import ListStatus, todo_lists_status
+
+
+def _changelist(name: str, **params: str) -> str:
+    return f"{reverse(f'admin:{name}_changelist')}?{urlencode(params)}"
+
+
+def process_map_for(lists: list[ListStatus]) -> ProcessMap:
+    return process_map(
+        lists=lists,
+        urls={
+            "list": lambda name: _changelist("todolists_todoitem", list_name=name),
+            "event": lambda type_: _changelist("eventstore_event", type__exact=type_),
+            "step": lambda types: _changelist("eventstore_event", type__in=types),
+        },
+    )
+
+
+def process_map_view(site, request):
+    lists = todo_lists_status()
+    cards = [{"todo": t, "status": s} for t, s in zip(todo_lists.all(), lists, strict=True)]
+    context = {
+        **site.each_context(request),
+        "title": "Process map",
+        "map": process_map_for(lists),
+        "steps": process_steps(),
+        "cards": cards,
+        "unrecorded": unrecorded_event_types(),
+    }
+    return TemplateResponse(request, "admin/todolists/process_map.html", context)
+
+
+def view_urls(site) -> list:
+    """The URLs of these pages, each behind the admin's login (site.admin_view)."""
+    return [
+        path("process-map/", site.admin_view(lambda r: process_map_view(site, r)), name="process_map"),
+    ]
