@@ -210,3 +210,6 @@ TODO_STUCK_AFTER_SECONDS = env.int("TODO_STUCK_AFTER_SECONDS", default=300)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # The admin page that tells a business case's story, linked from TODO items and events.
 TODO_STORY_URL_NAME = "admin:orders_order_change"
+# The dashboard and the process map compute their numbers once per this many seconds for every
+# viewer, and refresh themselves as often (todolists/live.py).
+TODO_LIVE_INTERVAL_SECONDS = env.float("TODO_LIVE_INTERVAL_SECONDS", default=5.0)

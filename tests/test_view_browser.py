@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from eventstore.projections import projections_catch_up
 from tests.test_add_a_step import receipts_step  # noqa: F401 (a fixture)
 from todolists.lists import registry as todo_lists
 from todolists.process import registry as steps
@@ -99,3 +100,52 @@ def test_the_map_draws_an_arrow_for_every_pair_of_the_registries(
     )
     assert font >= 11
     page.screenshot(path=str(page.shots / f"process-map-{width}-{scheme}.png"), full_page=True)
+
+
+def series(page, chart_id: str, name: str) -> list[float]:
+    values = page.locator(f'#chart-{chart_id} polyline[data-series="{name}"]').get_attribute("data-values")
+    return [float(v) for v in values.split(",")]
+
+
+@pytest.mark.parametrize(("width", "scheme"), [(1280, "light"), (390, "dark")])
+def test_the_charts_show_the_burst_the_test_created(viewer, place_orders, width, scheme):
+    page = viewer
+    page.set_viewport_size({"width": width, "height": 900})
+    page.emulate_media(color_scheme=scheme)
+    place_orders(12, 0)  # a burst: twelve items opened on payments_to_issue within seconds
+    projections_catch_up()
+    page.goto(f"{page.base_url}/admin/")
+    page.wait_for_selector("#charts")
+    opened = series(page, "payments_to_issue-throughput", "opened")
+    assert len(opened) == 60 and sum(opened[-2:]) == 12  # per minute; the burst may straddle a minute
+    assert series(page, "payments_to_issue-backlog", "open")[-1] == 12
+    assert sum(series(page, "orders_to_confirm-throughput", "opened")) == 0
+    # The charts fit the window (the lists' table is another page's concern).
+    assert page.evaluate(
+        "(c => c.getBoundingClientRect().right <= window.innerWidth + 1)(document.querySelector('#charts .chart'))"
+    )
+    page.locator("#charts").screenshot(path=str(page.shots / f"charts-{width}-{scheme}.png"))
+    page.click("#charts .chart-window a")  # the last day, by hour
+    page.wait_for_url("**window=day**")
+    assert len(series(page, "payments_to_issue-throughput", "opened")) == 24
+
+
+def test_the_dashboard_updates_a_changed_count_without_a_reload(viewer, place_orders, settings, wait_until):
+    settings.TODO_LIVE_INTERVAL_SECONDS = 1
+    page = viewer
+    page.goto(f"{page.base_url}/admin/")
+    page.wait_for_selector("#live-toggle:visible")
+    page.evaluate("window.notReloaded = true")
+    pay = '#todo-lists tr[data-list="payments_to_issue"] .n-open'
+    assert page.locator(pay).inner_text() == "0"
+    place_orders(1, 0)
+    projections_catch_up()
+    page.wait_for_function(
+        "sel => document.querySelector(sel).textContent.trim() === '1'", arg=pay, timeout=15000
+    )
+    assert page.evaluate("window.notReloaded === true")
+    assert "live-changed" in page.locator(pay).get_attribute("class")
+    # Paused, it stops asking; the switch says so.
+    page.click("#live-toggle")
+    assert page.locator("#live-toggle").get_attribute("aria-pressed") == "true"
+    assert page.locator("#live-status").inner_text() == "paused"

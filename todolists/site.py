@@ -7,8 +7,7 @@ Django gives for that; the template only lays them out.
 
 from django.contrib import admin
 
-from todolists.status import dashboard
-from todolists.views import view_urls
+from todolists.views import live_context, view_urls
 
 
 class DebugAdminSite(admin.AdminSite):
@@ -19,7 +18,7 @@ class DebugAdminSite(admin.AdminSite):
     enable_nav_sidebar = False
 
     def index(self, request, extra_context=None):
-        context = {"title": "Dashboard", "dashboard": dashboard(), **(extra_context or {})}
+        context = {"title": "Dashboard", **live_context(request), **(extra_context or {})}
         return super().index(request, context)
 
     def get_urls(self):

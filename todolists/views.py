@@ -4,15 +4,18 @@ template; the admin site (todolists/site.py) wires them under its login."""
 
 from __future__ import annotations
 
+import datetime
 from urllib.parse import urlencode
 
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from todolists.charts import WINDOWS
 from todolists.lists import registry as todo_lists
+from todolists.live import live_snapshot, refresh_every_ms
 from todolists.process import process_steps, unrecorded_event_types
 from todolists.process_map import ProcessMap, process_map
-from todolists.status import ListStatus, todo_lists_status
+from todolists.status import ListStatus
 
 
 def _changelist(name: str, **params: str) -> str:
@@ -30,11 +33,29 @@ def process_map_for(lists: list[ListStatus]) -> ProcessMap:
     )
 
 
+def live_context(request, *, regions: str = "todo-dashboard") -> dict:
+    """The cached snapshot of this interval, and what the live refresh needs."""
+    window = request.GET.get("window") if request.GET.get("window") in WINDOWS else "hour"
+    snap = live_snapshot(window=window)
+    return {
+        "dashboard": snap.dashboard,
+        "charts": snap.charts,
+        "window": window,
+        "computed_at": datetime.datetime.fromtimestamp(snap.computed_at, tz=datetime.UTC),
+        "refresh_ms": refresh_every_ms(),
+        "refresh_seconds": round(refresh_every_ms() / 1000),
+        "live_paused": request.GET.get("live") == "off",
+        "live_regions": regions,
+    }
+
+
 def process_map_view(site, request):
-    lists = todo_lists_status()
+    live = live_context(request, regions="process-picture")
+    lists = live["dashboard"].lists
     cards = [{"todo": t, "status": s} for t, s in zip(todo_lists.all(), lists, strict=True)]
     context = {
         **site.each_context(request),
+        **live,
         "title": "Process map",
         "map": process_map_for(lists),
         "steps": process_steps(),

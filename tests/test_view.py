@@ -1,0 +1,58 @@
+"""Issue 14 outside the browser: the live cache, JavaScript off, the charts' numbers and queries."""
+
+import pytest
+from django.urls import reverse
+
+from eventstore.projections import projections_catch_up
+
+pytestmark = pytest.mark.django_db
+
+
+def test_with_javascript_off_the_dashboard_reloads_itself_unless_paused(admin_client):
+    html = admin_client.get(reverse("admin:index")).content.decode()
+    assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in html
+    assert 'href="?live=off"' in html
+    paused = admin_client.get(reverse("admin:index"), {"live": "off"}).content.decode()
+    assert 'http-equiv="refresh"' not in paused and "resume live refresh" in paused
+
+
+def test_the_numbers_are_computed_once_per_interval_for_every_viewer(
+    admin_client, client, django_user_model, place_orders, settings, django_assert_num_queries
+):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.TODO_LIVE_INTERVAL_SECONDS = 3600  # one interval for the whole test
+    first = admin_client.get(reverse("admin:index"))
+    place_orders(2, 0)
+    other = django_user_model.objects.create_superuser("other", password="pw-other-12345")
+    client.force_login(other)
+    second = client.get(reverse("admin:index"))
+    # The second viewer sees the interval's numbers (no new order), computed for the first one.
+    assert second.context["computed_at"] == first.context["computed_at"]
+    assert second.context["dashboard"].lists == first.context["dashboard"].lists
+    projections_catch_up()
+    settings.TODO_LIVE_INTERVAL_SECONDS = 0
+    fresh = client.get(reverse("admin:index")).context["dashboard"]
+    assert {s.name: s.open for s in fresh.lists}["payments_to_issue"] == 2
+
+
+def test_the_charts_run_a_fixed_number_of_queries(place_orders, django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from todolists.charts import list_charts
+    from todolists.status import todo_lists_status
+
+    def count() -> int:
+        lists = todo_lists_status()
+        with CaptureQueriesContext(connection) as q:
+            list_charts(window="hour", lists=lists)
+        return len(q)
+
+    place_orders(2, 1)
+    projections_catch_up()
+    few = count()
+    place_orders(20, 5)
+    projections_catch_up()
+    assert count() == few == 5  # opened, closed, failed attempts, and two for the latencies
