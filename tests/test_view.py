@@ -56,3 +56,23 @@ def test_the_charts_run_a_fixed_number_of_queries(place_orders, django_assert_ma
     place_orders(20, 5)
     projections_catch_up()
     assert count() == few == 5  # opened, closed, failed attempts, and two for the latencies
+
+
+def test_a_prefix_of_six_or_more_finds_orders_items_and_events(admin_client, place_orders):
+    from eventstore.models import Event
+
+    [order], _ = place_orders(1, 0)
+    projections_catch_up()
+    page = admin_client.get(reverse("admin:todo_search"), {"q": order[:8]})
+    hits = {(h.kind, h.label) for h in page.context["hits"]}
+    assert ("business case (order)", order) in hits
+    assert ("stream", f"order-{order}") in hits
+    assert ("TODO item", f"payments_to_issue: {order}") in hits
+    position = Event.objects.get(stream_id=f"order-{order}").position
+    by_position = admin_client.get(reverse("admin:todo_search"), {"q": str(position).zfill(6)})
+    assert by_position.status_code == 200
+    short = admin_client.get(reverse("admin:todo_search"), {"q": order[:5]})
+    assert short.status_code == 400 and "at least 6 characters" in short.content.decode()
+    # A list's own search takes a prefix too.
+    items = admin_client.get(reverse("admin:todolists_todoitem_changelist"), {"q": order[:8]})
+    assert [i.key for i in items.context["cl"].result_list] == [order]

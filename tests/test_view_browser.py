@@ -149,3 +149,15 @@ def test_the_dashboard_updates_a_changed_count_without_a_reload(viewer, place_or
     page.click("#live-toggle")
     assert page.locator("#live-toggle").get_attribute("aria-pressed") == "true"
     assert page.locator("#live-status").inner_text() == "paused"
+
+
+def test_an_eight_character_prefix_finds_the_order_from_the_dashboard(viewer, place_orders):
+    [order], _ = place_orders(1, 0)
+    page = viewer
+    page.set_viewport_size({"width": 390, "height": 900})
+    page.goto(f"{page.base_url}/admin/")
+    page.fill("#id-search-q", order[:8])
+    page.click("#id-search input[type=submit]")
+    page.wait_for_selector("#search-results")
+    page.click(f'#search-results tr[data-kind="business case (order)"] a:text("{order}")')
+    page.wait_for_url(f"**/admin/orders/order/{order}/change/")

@@ -138,7 +138,7 @@ class TodoItemAdmin(ReadOnlyAdmin):
     list_filter = [ListFilter, StateFilter, LeaseFilter]
     list_per_page = 50
     show_full_result_count = False
-    search_fields = ["=key", "=correlation_id"]
+    search_fields = ["^key", "^correlation_id"]  # a prefix, as the list shows keys cut short
     # The item page: times to the second, and no "next attempt" for a parked item.
     fields = [
         "list_name",
@@ -191,7 +191,7 @@ class TodoItemAdmin(ReadOnlyAdmin):
     @admin.display(description="key (order)", ordering="key")
     def key_link(self, obj: TodoItem) -> str:
         # UUIDs are unique in their first 8 characters in practice; the full key is in the link
-        # target and the item page, and the search box takes it whole.
+        # target and the item page, and the search box takes a prefix.
         short = obj.key if len(obj.key) <= 13 else f"{obj.key[:8]}…"
         return link(story_url(obj.correlation_id or obj.key), short)
 

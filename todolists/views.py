@@ -15,6 +15,7 @@ from todolists.lists import registry as todo_lists
 from todolists.live import live_snapshot, refresh_every_ms
 from todolists.process import process_steps, unrecorded_event_types
 from todolists.process_map import ProcessMap, process_map
+from todolists.search import PrefixTooShort, search_prefix
 from todolists.status import ListStatus
 
 
@@ -65,8 +66,27 @@ def process_map_view(site, request):
     return TemplateResponse(request, "admin/todolists/process_map.html", context)
 
 
+def search_view(site, request):
+    q = request.GET.get("q", "").strip()
+    hits, error, status = [], "", 200
+    if q:
+        try:
+            hits = search_prefix(q=q)
+        except PrefixTooShort as exc:
+            error, status = f"Search: {exc}.", 400
+    context = {
+        **site.each_context(request),
+        "title": "Find an id",
+        "search_q": q,
+        "hits": hits,
+        "error": error,
+    }
+    return TemplateResponse(request, "admin/todolists/view/search.html", context, status=status)
+
+
 def view_urls(site) -> list:
     """The URLs of these pages, each behind the admin's login (site.admin_view)."""
     return [
         path("process-map/", site.admin_view(lambda r: process_map_view(site, r)), name="process_map"),
+        path("search/", site.admin_view(lambda r: search_view(site, r)), name="todo_search"),
     ]
