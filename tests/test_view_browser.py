@@ -153,6 +153,7 @@ def test_the_dashboard_updates_a_changed_count_without_a_reload(viewer, place_or
 
 def test_an_eight_character_prefix_finds_the_order_from_the_dashboard(viewer, place_orders):
     [order], _ = place_orders(1, 0)
+    projections_catch_up()  # the order's page reads its read model
     page = viewer
     page.set_viewport_size({"width": 390, "height": 900})
     page.goto(f"{page.base_url}/admin/")
