@@ -162,3 +162,20 @@ def test_an_eight_character_prefix_finds_the_order_from_the_dashboard(viewer, pl
     page.wait_for_selector("#search-results")
     page.click(f'#search-results tr[data-kind="business case (order)"] a:text("{order}")')
     page.wait_for_url(f"**/admin/orders/order/{order}/change/")
+
+
+def test_the_dashboard_shows_the_lists_at_a_past_moment(viewer, seeded_process, place_orders):
+    from eventstore.store import log_head
+
+    projections_catch_up()
+    position = log_head()
+    place_orders(3, 0)
+    projections_catch_up()
+    page = viewer
+    page.goto(f"{page.base_url}/admin/")
+    page.fill("#as-of-at", str(position))
+    page.click("#as-of-form input[type=submit]")
+    page.wait_for_selector("#as-of-lists")
+    pay = page.locator('#as-of-lists tr[data-list="payments_to_issue"]')
+    assert pay.locator(".n-open").inner_text() == "3" and pay.locator(".n-parked").inner_text() == "1"
+    page.screenshot(path=str(page.shots / "past-moment.png"), full_page=True)

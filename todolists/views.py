@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from todolists.as_of import NoSuchMoment, position_at, todo_lists_as_of
 from todolists.charts import WINDOWS
 from todolists.lists import registry as todo_lists
 from todolists.live import live_snapshot, refresh_every_ms
@@ -84,9 +85,24 @@ def search_view(site, request):
     return TemplateResponse(request, "admin/todolists/view/search.html", context, status=status)
 
 
+def as_of_view(site, request):
+    at = request.GET.get("at", "").strip()
+    context = {**site.each_context(request), "title": "A past moment", "as_of_at": at}
+    status = 200
+    if at:
+        try:
+            position = position_at(at)
+            context |= {"position": position, "lists": todo_lists_as_of(position=position)}
+            context["at_time"] = "" if at.isdigit() else at
+        except NoSuchMoment as exc:
+            context["error"], status = f"{exc}.", 400
+    return TemplateResponse(request, "admin/todolists/view/as_of.html", context, status=status)
+
+
 def view_urls(site) -> list:
     """The URLs of these pages, each behind the admin's login (site.admin_view)."""
     return [
         path("process-map/", site.admin_view(lambda r: process_map_view(site, r)), name="process_map"),
         path("search/", site.admin_view(lambda r: search_view(site, r)), name="todo_search"),
+        path("as-of/", site.admin_view(lambda r: as_of_view(site, r)), name="todo_as_of"),
     ]
