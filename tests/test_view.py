@@ -76,3 +76,19 @@ def test_a_prefix_of_six_or_more_finds_orders_items_and_events(admin_client, pla
     # A list's own search takes a prefix too.
     items = admin_client.get(reverse("admin:todolists_todoitem_changelist"), {"q": order[:8]})
     assert [i.key for i in items.context["cl"].result_list] == [order]
+
+
+def test_the_item_page_draws_its_timeline_from_the_log(admin_client, seeded_process):
+    from todolists.models import TodoItem
+
+    parked = TodoItem.objects.get(list_name="payments_to_issue", key=seeded_process["parked"])
+    page = admin_client.get(reverse("admin:todolists_todoitem_change", args=[parked.pk]))
+    kinds = [m.kind for m in page.context["timeline"].marks]
+    assert kinds == ["opened", "attempt", "attempt", "parked", "now"]
+    xs = [m.x for m in page.context["timeline"].marks]
+    assert xs == sorted(xs)
+    html = page.content.decode()
+    assert html.count('class="mark mark-attempt"') == 2 and 'id="timeline"' in html
+    done = TodoItem.objects.get(list_name="payments_to_issue", key=seeded_process["confirmed"])
+    page = admin_client.get(reverse("admin:todolists_todoitem_change", args=[done.pk]))
+    assert [m.kind for m in page.context["timeline"].marks] == ["opened", "closed"]

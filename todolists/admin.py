@@ -14,6 +14,7 @@ from todolists.lists import registry
 from todolists.models import TodoItem
 from todolists.operator import todo_item_park, todo_item_retry
 from todolists.templatetags.todo_debug import duration
+from todolists.timeline import item_timeline
 from todolists.why import todo_item_why
 
 
@@ -236,9 +237,11 @@ class TodoItemAdmin(ReadOnlyAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         item = self.get_object(request, object_id)
         if item is not None and item.list_name in registry.names():
+            why = todo_item_why(item=item)
             extra_context = {
                 **(extra_context or {}),
-                "why": todo_item_why(item=item),
+                "why": why,
+                "timeline": item_timeline(item=item, why=why),
                 "story_url": story_url(item.correlation_id or item.key),
                 "item_now": item_now(item),
             }
