@@ -29,7 +29,16 @@ if str(ROOT) not in sys.path:
 
 from bench.common import Row, Target, db_create, db_drop, db_exists, db_url, django_setup, log  # noqa: E402
 
-BENCHMARKS = ("append", "catchup", "pipeline", "cluster", "dashboard", "replay_1m", "during_replay")
+BENCHMARKS = (
+    "append",
+    "catchup",
+    "pipeline",
+    "cluster",
+    "dashboard",
+    "replay_1m",
+    "during_replay",
+    "live_refresh",
+)
 DEFAULT = ("append", "catchup", "pipeline", "cluster", "dashboard")
 SHARED_DB = {"replay_1m": "bench_log", "dashboard": "bench_log"}
 MODULES = {"replay_1m": "bench.replay_1m"}
