@@ -1,17 +1,17 @@
 """Append to and read from the event log.
 
-Readers never miss an event (invariant 3). On PostgreSQL a sequence hands out positions when a
+Readers never miss an event. On PostgreSQL a sequence hands out positions when a
 row is inserted, not when its transaction commits, so a reader that trusted "position >
 checkpoint" could see position 11 committed, move past 10, and never see 10 when it commits.
 
 Technique (as in Emmett's PostgreSQL store): each event stores the id of the transaction that
 appended it (`tx_id`), and readers order the log by (tx_id, position) and take only events whose
-transaction id lies below the oldest transaction still running (`pg_snapshot_xmin`). Every
-transaction below that bound has finished, and any transaction still to commit has a larger id,
-so nothing can ever appear behind a reader's checkpoint. Appends take no global lock: concurrent
-writers never queue behind each other. The price: one long write transaction anywhere on the
-server holds every reader back until it ends (`projection_status` says so and names its age), so
-write transactions stay short, the replay's included.
+transaction id lies below the oldest transaction of this database still running. Every transaction
+below that bound has finished, and any transaction still to commit has a larger id, so nothing can
+ever appear behind a reader's checkpoint. Appends take no global lock: concurrent writers never
+queue behind each other. The price: a long write transaction in this database (a migration, a batch
+job, a replay's batch) holds every reader back until it ends (`projection_status` names it, with its
+age); a transaction in another database on the same server never does, as it cannot write our log.
 
 An event's tx_id is also at least its stream predecessor's and every earlier event of its business
 case's (correlation id), so a stream is read in version order and a business case in causal order,
@@ -296,17 +296,43 @@ def log_head() -> int:
     return Event.objects.aggregate(p=Max("position"))["p"] or 0
 
 
-# The transaction-id bound below which every transaction has finished, for this reader. A reader's
-# own uncommitted events count only when no older transaction is still running: then reading them
-# is safe (its checkpoint commits or rolls back with them) and a test in one transaction sees them.
-_VISIBLE_BELOW = """(
+# The transaction-id bound below which every transaction that could append to this log has finished,
+# for this reader: the lowest transaction id still running in THIS database, or the snapshot's xmax
+# when none runs. A transaction of another database cannot write our tables, so it never holds our
+# readers back; only one positively seen in pg_stat_activity as another database's is left out, so a
+# transaction that ends between the snapshot and that look (or one this role may not see) still counts.
+# (backend_xid is a 32-bit xid, the snapshot's are 64-bit: running ids are unique modulo 2^32.)
+# A reader's own uncommitted events count only when no older transaction of ours is still running:
+# then reading them is safe (its checkpoint commits or rolls back with them) and a test in one
+# transaction sees them.
+_ELSEWHERE = """
+    -- the clear: a transaction caches pg_stat_activity at its first look, and ids met later
+    -- would all count as ours
+    SELECT pid, backend_xid FROM pg_stat_get_activity(
+        CASE WHEN pg_stat_clear_snapshot()::text IS NULL THEN 0 END
+    ) WHERE datid IS DISTINCT FROM (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+_VISIBLE_BELOW = f"""(
     SELECT CASE
-        WHEN own IS NOT NULL AND pg_snapshot_xmax(snap) >= own
-             AND NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(snap) AS x WHERE x < own)
-        THEN own::text::bigint + 1
-        ELSE pg_snapshot_xmin(snap)::text::bigint
+        WHEN own IS NULL OR lowest < own THEN COALESCE(lowest, xmax)
+        -- Every id in [xmax, own) is still running (the snapshot lists only those below xmax),
+        -- subtransactions' included: each holds the lock on its own id until its top level ends.
+        WHEN NOT EXISTS (
+            SELECT 1 FROM generate_series(xmax, own - 1) AS x WHERE mod(x, 4294967296) NOT IN (
+                SELECT l.transactionid::text::bigint FROM pg_locks AS l JOIN ({_ELSEWHERE}) AS e USING (pid)
+                WHERE l.locktype = 'transactionid' AND l.granted AND l.transactionid IS NOT NULL
+            )
+        ) THEN own + 1
+        ELSE COALESCE(lowest, xmax)
     END
-    FROM (SELECT pg_current_snapshot() AS snap, pg_current_xact_id_if_assigned() AS own) AS s
+    FROM (
+        SELECT own::text::bigint AS own, pg_snapshot_xmax(snap)::text::bigint AS xmax,
+            (SELECT min(x::text::bigint) FROM pg_snapshot_xip(snap) AS x
+             WHERE mod(x::text::bigint, 4294967296) NOT IN (
+                 SELECT backend_xid::text::bigint FROM ({_ELSEWHERE}) AS e WHERE backend_xid IS NOT NULL
+             )) AS lowest
+        FROM (SELECT pg_current_snapshot() AS snap, pg_current_xact_id_if_assigned() AS own) AS s
+    ) AS b
 )"""
 
 
@@ -441,6 +467,7 @@ def log_held_back() -> tuple[float, int] | None:
             """
             SELECT EXTRACT(EPOCH FROM clock_timestamp() - xact_start), pid FROM pg_stat_activity
             WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+              AND datname = current_database()  -- others' transactions never hold our readers
               AND xact_start IS NOT NULL  -- hidden from a role without pg_read_all_stats
             ORDER BY age(backend_xid) DESC LIMIT 1
             """

@@ -591,3 +591,22 @@ def payments_list_breaks_on_cancel(monkeypatch):
         projection.apply(batch)
 
     monkeypatch.setitem(projections._items, projection.name, dataclasses.replace(projection, apply=broken))
+
+
+@pytest.fixture
+def other_database():
+    """A second database on the same PostgreSQL server (another application's), as a psycopg conninfo.
+    Its transactions must never hold our log's readers back."""
+    import psycopg
+
+    s = connection.settings_dict
+    name = f"{s['NAME']}_other"
+    server = psycopg.conninfo.make_conninfo(
+        host=s["HOST"] or "127.0.0.1", port=s["PORT"] or 5432, user=s["USER"], dbname="postgres"
+    )
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield psycopg.conninfo.make_conninfo(server, dbname=name)
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -70,6 +70,42 @@ def test_without_the_transaction_id_bound_the_same_scenario_skips_an_event(
     assert applied_positions() == [second]  # `first` committed after the checkpoint passed it
 
 
+@requires_postgres("transaction ids are PostgreSQL's")
+def test_a_write_transaction_in_another_database_never_holds_our_readers_back(
+    applied_projection, other_database
+):
+    import psycopg
+
+    with psycopg.connect(other_database) as other:  # one open write transaction, another database
+        other.execute("CREATE TABLE batch_job (n int)")
+        other.execute("INSERT INTO batch_job VALUES (1)")
+        event_append(stream_id="ours", events=[ThingHappened(n=1)], expected_version=0)
+        assert projection_catch_up(name="test_applied").applied == 1
+        assert projection_status(name="test_applied")[0].held_back_seconds is None
+        other.rollback()
+    assert applied_positions() == all_positions()
+
+
+@requires_postgres("transaction ids are PostgreSQL's")
+def test_a_write_transaction_in_our_database_still_holds_readers_back(applied_projection, run_in_thread):
+    """The twin of the test above: the bound leaves out only other databases' transactions."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_database()")
+        (name,) = cursor.fetchone()
+    import psycopg
+
+    s = connection.settings_dict
+    conninfo = psycopg.conninfo.make_conninfo(
+        host=s["HOST"] or "127.0.0.1", port=s["PORT"] or 5432, user=s["USER"], dbname=name
+    )
+    with psycopg.connect(conninfo) as ours:
+        ours.execute("SELECT pg_current_xact_id()")  # a write transaction of our database, still open
+        event_append(stream_id="ours", events=[ThingHappened(n=1)], expected_version=0)
+        assert projection_catch_up(name="test_applied").applied == 0  # held back, not skipped
+        ours.rollback()
+    assert projection_catch_up(name="test_applied").applied == 1
+
+
 @requires_postgres("8 concurrent writers need a server database")
 def test_concurrent_appends_while_projecting_apply_every_event_once_in_order(
     applied_projection, run_in_thread
