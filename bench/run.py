@@ -30,7 +30,8 @@ if str(ROOT) not in sys.path:
 from bench.common import Row, Target, db_create, db_drop, db_exists, db_url, django_setup, log  # noqa: E402
 
 BENCHMARKS = (
-    "append", "catchup", "pipeline", "cluster", "cluster_redis", "dashboard", "replay_1m", "during_replay"
+    "append", "catchup", "pipeline", "cluster", "cluster_redis", "dashboard", "replay_1m", "during_replay",
+    "live_refresh",
 )  # fmt: skip
 DEFAULT = ("append", "catchup", "pipeline", "cluster", "cluster_redis", "dashboard")
 SHARED_DB = {"replay_1m": "bench_log", "dashboard": "bench_log"}

@@ -67,15 +67,15 @@ def shadow_model(model: type[models.Model], projection: str) -> type[models.Mode
     return type(f"{model.__name__}Rebuild", (models.Model,), attrs)
 
 
-def _drop(shadow: type[models.Model]) -> None:
+def shadow_drop(shadow: type[models.Model]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {connection.ops.quote_name(shadow._meta.db_table)}")
 
 
-def _create(shadow: type[models.Model]) -> None:
+def shadow_create(shadow: type[models.Model]) -> None:
     # table_sql rather than create_model: no secondary indexes while building (faster), and it
     # works inside a transaction on SQLite too.
-    _drop(shadow)
+    shadow_drop(shadow)
     sql, params = connection.schema_editor().table_sql(shadow)
     with connection.cursor() as cursor:
         cursor.execute(backend().shadow_table_sql(sql), params)
@@ -184,7 +184,7 @@ def projection_replay(
     with _one_rebuild_at_a_time(name):
         try:
             for model in shadow.models.values():
-                _create(model)
+                shadow_create(model)
             done = False
             while not done:
                 with transaction.atomic():  # short transactions: readers and writers keep going
@@ -210,7 +210,7 @@ def projection_replay(
             return CatchUpResult(name, 0, shadow.key.position, f"{error}; the live projection is unchanged")
         finally:
             for model in shadow.models.values():
-                _drop(model)
+                shadow_drop(model)
     if progress:
         progress(shadow.key.position)
     return CatchUpResult(name, shadow.applied, shadow.key.position, "", 0)

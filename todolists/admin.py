@@ -21,6 +21,7 @@ from todolists.models import TodoItem
 from todolists.operator import todo_item_park, todo_item_retry
 from todolists.poison import projections_halted_at
 from todolists.templatetags.todo_debug import absolute, when
+from todolists.timeline import item_timeline
 from todolists.why import todo_item_why
 
 
@@ -151,7 +152,7 @@ class TodoItemAdmin(ReadOnlyAdmin):
     list_filter = [ListFilter, StateFilter, LeaseFilter]
     list_per_page = 50
     show_full_result_count = False
-    search_fields = ["=key", "=correlation_id"]
+    search_fields = ["^key", "^correlation_id"]  # a prefix, as the list shows keys cut short
     # The item page: times to the second, and no "next attempt" for a parked item.
     fields = [
         "list_name",
@@ -206,7 +207,7 @@ class TodoItemAdmin(ReadOnlyAdmin):
     @admin.display(description=f"key ({', '.join(registry.key_fields())})", ordering="key")
     def key_link(self, obj: TodoItem) -> str:
         # UUIDs are unique in their first 8 characters in practice; the full key is in the link
-        # target and the item page, and the search box takes it whole.
+        # target and the item page, and the search box takes a prefix.
         short = obj.key if len(obj.key) <= 13 else f"{obj.key[:8]}…"
         return link(story_url(obj.correlation_id or obj.key, obj.list_name), short)
 
@@ -246,9 +247,11 @@ class TodoItemAdmin(ReadOnlyAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         item = self.get_object(request, object_id)
         if item is not None and item.list_name in registry.names():
+            why = todo_item_why(item=item)
             extra_context = {
                 **(extra_context or {}),
-                "why": todo_item_why(item=item),
+                "why": why,
+                "timeline": item_timeline(item=item, why=why),
                 "story_url": story_url(item.correlation_id or item.key, item.list_name),
                 "item_now": item_now(item),
                 "buttons": self.buttons(request, item),

@@ -31,6 +31,9 @@ DEFAULTS: dict[str, int | float | bool] = {
     "TODO_WORKER_DEAD_AFTER_SECONDS": 15.0,  # a worker silent this long is dead
     "TODO_NO_WORKER_AFTER_SECONDS": 30.0,  # work waiting this long with no live worker is failing
     "TODO_NOT_MOVING_AFTER_SECONDS": 60.0,  # a projection leaving an event unread this long is failing
+    # The dashboard and the map compute their numbers once per this many seconds for every viewer
+    # (todolists/live.py), and refresh themselves as often; 0 computes per request.
+    "TODO_LIVE_INTERVAL_SECONDS": 5.0,
 }
 
 
@@ -64,6 +67,10 @@ class TodoSettings:
     @property
     def stuck_after_seconds(self) -> float:
         return float(_get("TODO_STUCK_AFTER_SECONDS"))
+
+    @property
+    def live_interval_seconds(self) -> float:
+        return float(_get("TODO_LIVE_INTERVAL_SECONDS"))
 
     @property
     def failing_rate(self) -> float:

@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from eventstore.models import Event
+from todolists.latency import latency_histograms
 from todolists.lists import RUNNER_EVENTS
 from todolists.models import TodoItem
 from todolists.verdict import Level, process_verdict
@@ -81,6 +82,7 @@ class TodoCollector:
             value=max((p.held_back_seconds or 0 for p in projections), default=0),
         )
         yield from self._counters()
+        yield from latency_histograms()
 
     def _levels(self, verdict):
         doc = "The verdict: 0 ok, 1 attention, 2 failing (todolists/verdict.py)"

@@ -6,16 +6,12 @@ Django gives for that; the template only lays them out.
 """
 
 from django.contrib import admin
-from django.template.response import TemplateResponse
 from django.urls import path
 
 from todolists import dashboard_actions
 from todolists.error_groups import group_actions
 from todolists.glossary import glossary_context
-from todolists.lists import registry as todo_lists
-from todolists.process import process_steps, unrecorded_event_types
-from todolists.status import todo_lists_status
-from todolists.verdict import process_verdict
+from todolists.views import live_context, view_urls
 
 
 class DebugAdminSite(admin.AdminSite):
@@ -31,14 +27,17 @@ class DebugAdminSite(admin.AdminSite):
         return {**super().each_context(request), **glossary_context()}
 
     def index(self, request, extra_context=None):
-        verdict = process_verdict()
-        rows = [{**row, "actions": group_actions(list_name=row["status"].name)} for row in verdict.list_rows]
-        context = {"title": "Dashboard", "dashboard": verdict, "list_rows": rows, **(extra_context or {})}
+        live = live_context(request)  # the verdict of this interval, computed once for every viewer
+        rows = [
+            {**row, "actions": group_actions(list_name=row["status"].name)}
+            for row in live["dashboard"].list_rows
+        ]
+        context = {"title": "Dashboard", **live, "list_rows": rows, **(extra_context or {})}
         return super().index(request, context)
 
     def get_urls(self):
         return [
-            path("process-map/", self.admin_view(self.process_map_view), name="process_map"),
+            *view_urls(self),
             path(
                 "error-group-action/",
                 self.admin_view(dashboard_actions.error_group_action_view),
@@ -48,14 +47,3 @@ class DebugAdminSite(admin.AdminSite):
             path("event-skip/", self.admin_view(dashboard_actions.event_skip_view), name="event_skip"),
             *super().get_urls(),
         ]
-
-    def process_map_view(self, request):
-        cards = [{"todo": t, "status": s} for t, s in zip(todo_lists.all(), todo_lists_status(), strict=True)]
-        context = {
-            **self.each_context(request),
-            "title": "Process map",
-            "steps": process_steps(),
-            "cards": cards,
-            "unrecorded": unrecorded_event_types(),
-        }
-        return TemplateResponse(request, "admin/todolists/process_map.html", context)

@@ -180,6 +180,17 @@ class Verdict:
             for s in self.lists
         ]
 
+    def list_state(self, name: str) -> tuple[str, str]:
+        """A list's state for a picture, as (css class, words): paused, halted or stuck when it
+        is, else its verdict's level."""
+        status = next((s for s in self.lists if s.name == name), None)
+        if name in self.pauses:
+            return "paused", "PAUSED"
+        if status is not None and status.state != "ok":
+            return status.state, status.state.upper()
+        level = worst(f.level for f in self.findings if f.subject in _subjects(name))
+        return ("ok", "ok") if level == Level.OK else (str(level), str(level).upper())
+
     @property
     def live_workers(self) -> list[Worker]:
         return [w for w in self.workers if w.alive]

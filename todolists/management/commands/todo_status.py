@@ -22,8 +22,36 @@ class Command(MigratedCommand):
             action="store_true",
             help="Exit non-zero, with every reason, unless the verdict is ok (for cron and monitors).",
         )
+        parser.add_argument(
+            "--as-of",
+            metavar="POSITION|ISO-TIME",
+            help="Every list as it was at that point of the log (open items, attempts, parked), "
+            "folded from the log into a temporary table; the live rows are not read.",
+        )
+
+    def as_of(self, moment: str, *, as_json: bool) -> None:
+        from todolists.as_of import NoSuchMoment, position_at, todo_lists_as_of
+
+        try:
+            position = position_at(moment)
+            lists = todo_lists_as_of(position=position)
+        except NoSuchMoment as exc:
+            raise CommandError(str(exc)) from None
+        if as_json:
+            self.stdout.write(
+                json.dumps({"position": position, "lists": [x.as_dict() for x in lists]}, indent=2)
+            )
+            return
+        self.stdout.write(f"as of position {position}:")
+        self.stdout.write(f"{'list':<20} {'open':>6} {'parked':>6}  items (key: status, attempts)")
+        for x in lists:
+            items = ", ".join(f"{i['key'][:8]}: {i['status']}, {i['attempts']}" for i in x.items[:5])
+            more = f" ... {len(x.items) - 5} more" if len(x.items) > 5 else ""
+            self.stdout.write(f"{x.name:<20} {x.open:>6} {x.parked:>6}  {items}{more}")
 
     def handle(self, *args, **options):
+        if options["as_of"]:
+            return self.as_of(options["as_of"], as_json=options["json"])
         verdict = process_verdict()
         if options["json"]:
             self.stdout.write(json.dumps(verdict.as_dict(), indent=2))

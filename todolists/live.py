@@ -1,0 +1,48 @@
+"""The dashboard's numbers computed once per interval for every viewer, not once per viewer.
+
+Each process keeps the snapshot of the current interval in Django's cache under a key named
+after the interval, so ten open tabs refreshing every five seconds cost one computation per
+interval per process (with a shared cache such as Redis, one for all). A page is at most one
+interval old, which the page says.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from django.core.cache import cache
+
+from todolists.charts import ListCharts, list_charts
+from todolists.conf import conf
+from todolists.verdict import Verdict, process_verdict
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    dashboard: Verdict
+    charts: list[ListCharts]
+    window: str
+    computed_at: float
+
+
+def interval() -> float:
+    return conf.live_interval_seconds
+
+
+def live_snapshot(*, window: str = "hour") -> Snapshot:
+    """The current interval's snapshot, computed by the first viewer of the interval."""
+
+    def compute() -> Snapshot:
+        d = process_verdict()
+        return Snapshot(d, list_charts(window=window, lists=d.lists), window, time.time())
+
+    if interval() <= 0:  # no caching (the test suite: each request sees what it just did)
+        return compute()
+    key = f"todo-live:{window}:{int(time.time() // interval())}"
+    return cache.get_or_set(key, compute, timeout=interval() * 2)
+
+
+def refresh_every_ms() -> int:
+    """How often a page asks again: the interval, 5 s when caching is off."""
+    return int(1000 * (interval() if interval() > 0 else 5))
