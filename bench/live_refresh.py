@@ -5,7 +5,7 @@ this machine) for a while with nobody watching, then as long again with VIEWERS 
 clients each asking for /admin/ every TODO_LIVE_INTERVAL_SECONDS (what an open tab's live
 refresh does). Reported: throughput (confirmed orders per second) and placed -> confirmed p99 of
 both phases, and their ratios. The dashboard's numbers are computed once per interval for every
-viewer (todolists/live.py), so the viewers should cost the pipeline next to nothing.
+viewer (todolists/ui/live.py), so the viewers should cost the pipeline next to nothing.
 """
 
 from __future__ import annotations

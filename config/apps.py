@@ -3,4 +3,4 @@ from django.contrib.admin.apps import AdminConfig
 
 class DebugAdminConfig(AdminConfig):
     # Django's documented way to replace admin.site: every @admin.register lands on our site.
-    default_site = "todolists.site.DebugAdminSite"
+    default_site = "todolists.ui.site.DebugAdminSite"

@@ -157,6 +157,25 @@ class Shadow:
         return progress.done
 
 
+def _swap_in(shadow: Shadow, before_swap: Callable[[Shadow, ProjectionCheckpoint], None] | None) -> None:
+    """One short transaction under the live checkpoint's lock: catch the shadow up to the head,
+    then put its rows in place of the live ones."""
+    projection = shadow.projection
+    with transaction.atomic():
+        checkpoint = checkpoint_locked(projection.name)  # the live catch-ups wait from here
+        shadow.skips |= set(checkpoint.skipped)  # recorded while the shadow was built
+        while not shadow.step():
+            pass
+        if before_swap:
+            before_swap(shadow, checkpoint)
+        for table in projection.tables:
+            _swap(table, shadow.models[table.model])
+        checkpoint.tx_id, checkpoint.position = shadow.key.tx_id, shadow.key.position
+        checkpoint.skipped = sorted(shadow.skips)
+        clear_error(checkpoint)
+        checkpoint.save()
+
+
 def projection_replay(
     *,
     name: str,
@@ -191,19 +210,7 @@ def projection_replay(
                     done = shadow.step()
                 if progress:
                     progress(shadow.key.position)
-            with transaction.atomic():
-                checkpoint = checkpoint_locked(name)  # the live catch-ups wait from here
-                shadow.skips |= set(checkpoint.skipped)  # recorded while the shadow was built
-                while not shadow.step():
-                    pass
-                if before_swap:
-                    before_swap(shadow, checkpoint)
-                for table in projection.tables:
-                    _swap(table, shadow.models[table.model])
-                checkpoint.tx_id, checkpoint.position = shadow.key.tx_id, shadow.key.position
-                checkpoint.skipped = sorted(shadow.skips)
-                clear_error(checkpoint)
-                checkpoint.save()
+            _swap_in(shadow, before_swap)
         except ProjectionHalted as halt:
             error = f"replay stopped at position {halt.recorded.position} ({halt.recorded.type}): "
             error += f"{type(halt.error).__name__}: {halt.error}"

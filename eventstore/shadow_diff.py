@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, models
@@ -112,6 +113,25 @@ def shadow_diff(projection: Projection, shadow: dict[type[models.Model], type[mo
     return ShadowDiff(projection.name, added, removed, changed, tuple(rows))
 
 
+def _whole_row_differences(
+    table: Table, live: str, shadow: str, scope: Callable[[str], str], params: list[Any]
+) -> dict[str, list[Any]]:
+    """A table without a key: rows are compared whole, as sets."""
+    columns = ", ".join(connection.ops.quote_name(c) for c in table_columns(table))
+    return {
+        "added": _keys(
+            f"SELECT {columns} FROM {shadow} s WHERE {scope('s')} "
+            f"EXCEPT SELECT {columns} FROM {live} l WHERE {scope('l')}",
+            params,
+        ),
+        "removed": _keys(
+            f"SELECT {columns} FROM {live} l WHERE {scope('l')} "
+            f"EXCEPT SELECT {columns} FROM {shadow} s WHERE {scope('s')}",
+            params,
+        ),
+    }
+
+
 def _table_differences(table: Table, rebuilt: type[models.Model]) -> dict[str, list]:
     q = connection.ops.quote_name
     meta = table.model._meta
@@ -124,20 +144,7 @@ def _table_differences(table: Table, rebuilt: type[models.Model]) -> dict[str, l
 
     both_scopes = [*scope_params, *scope_params]
     if not table.key:
-        # No key: rows are compared whole, as sets.
-        columns = ", ".join(q(c) for c in table_columns(table))
-        return {
-            "added": _keys(
-                f"SELECT {columns} FROM {shadow} s WHERE {scope('s')} "
-                f"EXCEPT SELECT {columns} FROM {live} l WHERE {scope('l')}",
-                both_scopes,
-            ),
-            "removed": _keys(
-                f"SELECT {columns} FROM {live} l WHERE {scope('l')} "
-                f"EXCEPT SELECT {columns} FROM {shadow} s WHERE {scope('s')}",
-                both_scopes,
-            ),
-        }
+        return _whole_row_differences(table, live, shadow, scope, both_scopes)
     keys = [meta.get_field(k).column for k in table.key if k not in table.scope]
     key_list = ", ".join(q(k) for k in keys)
     same_key = " AND ".join(f"s.{q(k)} = l.{q(k)}" for k in keys)
@@ -210,6 +217,25 @@ def max_differences() -> int:
     return getattr(settings, "EVENTSTORE_REPLAY_MAX_DIFFERENCES", 10)
 
 
+def _record_rebuild(diff: ShadowDiff, *, accepted: bool, actor: str) -> None:
+    """A swap that changed rows is an operator's event: what it changed, and who swapped."""
+    event_append(
+        stream_id=f"projection-{diff.projection}",
+        events=[
+            ProjectionRebuilt(
+                projection=diff.projection,
+                added=diff.added,
+                removed=diff.removed,
+                changed=diff.changed,
+                sample=[r.line() for r in diff.rows],
+                accepted=accepted,
+            )
+        ],
+        expected_version=None,
+        actor=actor,
+    )
+
+
 def projection_replay_checked(
     *,
     name: str,
@@ -243,21 +269,7 @@ def projection_replay_checked(
                 "them with --check, then pass --accept-differences to swap anyway",
             )
         if diff.total:
-            event_append(
-                stream_id=f"projection-{name}",
-                events=[
-                    ProjectionRebuilt(
-                        projection=name,
-                        added=diff.added,
-                        removed=diff.removed,
-                        changed=diff.changed,
-                        sample=[r.line() for r in diff.rows],
-                        accepted=diff.total > limit,
-                    )
-                ],
-                expected_version=None,
-                actor=actor,
-            )
+            _record_rebuild(diff, accepted=diff.total > limit, actor=actor)
 
     try:
         result = projection_replay(name=name, batch_size=batch_size, progress=progress, before_swap=compare)

@@ -5,9 +5,9 @@ from eventstore.store import ConcurrencyError, correlation_read
 from orders.commands import OrderRejected, order_cancel
 from orders.events import OrderCancelled
 from orders.models import Order
-from todolists.item_actions import ItemAction, item_actions
 from todolists.lists import registry as todo_lists
 from todolists.models import TodoItem
+from todolists.ui.item_actions import ItemAction, item_actions
 
 
 @admin.register(Order)
@@ -61,12 +61,12 @@ def _cancel_from_item(*, item: TodoItem, actor: str, reason: str) -> None:
     order_cancel(order_id=item.correlation_id or item.key, reason=reason, actor=actor)
 
 
-# The item page's "Cancel order" button (todolists/item_actions.py).
+# The item page's "Cancel order" button (todolists/ui/item_actions.py).
 item_actions.register(
     ItemAction(
         name="cancel_order",
         label="Cancel order",
-        records=("OrderCancelled",),
+        records=(OrderCancelled.event_type,),
         permission="orders.cancel_order",
         run=_cancel_from_item,
         explain="The order is cancelled, and every open item of it closes. Refused once its payment may be under way.",

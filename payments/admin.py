@@ -7,9 +7,9 @@ from payments.errors import GiveUpRefused, PaymentRefused
 from payments.events import PaymentFailed, PaymentIssued
 from payments.gateway import GatewayUnavailable
 from payments.models import InProcessCharge, Payment
-from todolists.item_actions import ItemAction, item_actions
 from todolists.lists import registry as todo_lists
 from todolists.models import TodoItem
+from todolists.ui.item_actions import ItemAction, item_actions
 
 
 class PaymentStateFilter(admin.SimpleListFilter):
@@ -117,12 +117,12 @@ def _give_up_from_item(*, item: TodoItem, actor: str, reason: str) -> None:
     payment_give_up(order_id=item.key, actor=actor, reason=reason)
 
 
-# The item page's "Give up" button on a parked payment (todolists/item_actions.py).
+# The item page's "Give up" button on a parked payment (todolists/ui/item_actions.py).
 item_actions.register(
     ItemAction(
         name="give_up",
         label="Give up",
-        records=("PaymentIssued", "PaymentFailed"),
+        records=(PaymentIssued.event_type, PaymentFailed.event_type),
         permission="payments.give_up_payment",
         run=_give_up_from_item,
         explain=(

@@ -25,12 +25,12 @@ class PaymentsConfig(AppConfig):
         from payments.commands import payment_give_up_parked
         from payments.events import OrderPlaced, PaymentFailed, PaymentIssued
         from payments.gateway import order_chargeable
-        from todolists.error_groups import GroupAction
-        from todolists.error_groups import registry as group_actions
         from todolists.lists import registry as todo_lists
         from todolists.models import TodoItem
         from todolists.process import Step
         from todolists.process import registry as steps
+        from todolists.ui.error_groups import GroupAction
+        from todolists.ui.error_groups import registry as group_actions
 
         projections.register(payment_projections.payments)
         todo_lists.register(todo.payments_to_issue)

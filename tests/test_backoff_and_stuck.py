@@ -10,7 +10,7 @@ from eventstore.projections import projections_catch_up
 from tests.factories import PlacedOrderFactory
 from todolists.models import TodoItem
 from todolists.runner import backoff
-from todolists.status import todo_lists_status
+from todolists.ui.status import todo_lists_status
 
 HOUR = datetime.timedelta(hours=1)
 

@@ -12,7 +12,7 @@ from eventstore.models import Event
 from orders.models import Order
 from payments.models import InProcessCharge
 from tests.factories import PlacedOrderFactory
-from todolists.status import todo_lists_status
+from todolists.ui.status import todo_lists_status
 
 # The data migration only reads its schema editor's connection (the alias `migrate` runs on).
 MIGRATING = SimpleNamespace(connection=connection)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from todolists.status import todo_lists_status
+from todolists.ui.status import todo_lists_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

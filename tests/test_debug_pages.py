@@ -19,7 +19,7 @@ from payments.gateway import InProcessGateway
 from tests.factories import PlacedOrderFactory
 from todolists.lists import TodoList, registry
 from todolists.models import TodoItem
-from todolists.status import todo_lists_status
+from todolists.ui.status import todo_lists_status
 
 pytestmark = pytest.mark.django_db
 

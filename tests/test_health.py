@@ -35,7 +35,7 @@ def halted(seeded_process, payments_list_breaks_on_cancel):
 
 @pytest.fixture
 def stuck(seeded_process, wait_until):
-    from todolists.status import todo_lists_status
+    from todolists.ui.status import todo_lists_status
 
     wait_until(lambda: any(s.stuck for s in todo_lists_status()), timeout=10, message="a stuck list")
 
@@ -249,8 +249,8 @@ def test_every_reason_has_one_line_and_reaches_the_process_verdict(client, healt
     def held_back(**kwargs):
         return [dataclasses.replace(p, held_back_seconds=42.0, held_back_pid=777) for p in real(**kwargs)]
 
-    monkeypatch.setattr("todolists.verdict.projection_status", held_back)
-    monkeypatch.setattr("todolists.verdict.unregistered_events", lambda: {"LegacyThing": 3})
+    monkeypatch.setattr("todolists.ui.verdict.projection_status", held_back)
+    monkeypatch.setattr("todolists.ui.verdict.unregistered_events", lambda: {"LegacyThing": 3})
     body = client.get(reverse("health_process")).json()
     assert body["status"] == "attention"
     assert body["reasons"] == [

@@ -22,7 +22,7 @@ from tests.conftest import NoGateway, ScriptedGateway, process_snapshot, require
 from todolists.models import TodoItem
 from todolists.operator import todo_item_retry
 from todolists.runner import todo_list_work
-from todolists.status import todo_lists_status
+from todolists.ui.status import todo_lists_status
 
 pytestmark = pytest.mark.django_db
 

@@ -65,7 +65,9 @@ def test_without_the_transaction_id_bound_the_same_scenario_skips_an_event(
     applied_projection, run_in_thread, wait_until, monkeypatch
 ):
     """Proves the test above can fail: read past running transactions and the late commit is lost."""
-    monkeypatch.setattr(PostgreSQLBackend, "visible_below", lambda self: 9223372036854775807)
+    monkeypatch.setattr(
+        PostgreSQLBackend, "bound_sql", staticmethod(lambda *, settled: "SELECT 9223372036854775807")
+    )
     _commit_out_of_order(run_in_thread, wait_until)
     _first, second = sorted(all_positions())
     assert applied_positions() == [second]  # `first` committed after the checkpoint passed it

@@ -7,10 +7,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from eventstore.events import registered_types
 from eventstore.models import Event
 from eventstore.projections import projections_catch_up, row_projection
 from eventstore.projections import registry as projections
 from orders import projections as order_projections
+from orders.events import OrderCancelled, OrderConfirmed, OrderPlaced
 from orders.models import Order
 from tests.conftest import process_snapshot
 
@@ -27,10 +29,10 @@ def _orders_with(monkeypatch, **handlers):
         key_field="order_id",
         key=lambda e: e.event.order_id,
         handlers={
-            "OrderPlaced": order_projections.on_placed,
-            "OrderConfirmed": order_projections.on_confirmed,
-            "OrderCancelled": order_projections.on_cancelled,
-            **handlers,
+            OrderPlaced: order_projections.on_placed,
+            OrderConfirmed: order_projections.on_confirmed,
+            OrderCancelled: order_projections.on_cancelled,
+            **{registered_types()[name]: handler for name, handler in handlers.items()},
         },
     )
     monkeypatch.setitem(projections._items, "orders", dataclasses.replace(live, apply=changed.apply))

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from eventstore.models import Event
 from eventstore.projections import unregistered_events
-from todolists.verdict import process_verdict
+from todolists.ui.verdict import process_verdict
 
 pytestmark = pytest.mark.django_db
 

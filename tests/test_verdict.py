@@ -18,11 +18,11 @@ from eventstore.models import Event
 from eventstore.projections import projection_status, projections_catch_up
 from tests.conftest import process_snapshot
 from tests.factories import PlacedOrderFactory
-from todolists.error_groups import todo_error_group_act
 from todolists.heartbeat import worker_heartbeat_beat
 from todolists.models import TodoItem, TodoListPause, WorkerHeartbeat
 from todolists.pause import PauseRefused, todo_list_pause, todo_list_resume
-from todolists.verdict import Level, error_kind, process_verdict
+from todolists.ui.error_groups import todo_error_group_act
+from todolists.ui.verdict import Level, error_kind, process_verdict
 
 pytestmark = pytest.mark.django_db
 PAY = "payments_to_issue"

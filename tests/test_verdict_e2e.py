@@ -25,9 +25,9 @@ from eventstore.models import Event
 from eventstore.projections import projection_status
 from orders.models import Order
 from tests.factories import PlacedOrderFactory
-from todolists.error_groups import todo_error_group_act
 from todolists.models import TodoItem
 from todolists.pause import todo_list_pause, todo_list_resume
+from todolists.ui.error_groups import todo_error_group_act
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

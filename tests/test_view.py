@@ -41,8 +41,8 @@ def test_the_charts_run_a_fixed_number_of_queries(place_orders, django_assert_ma
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from todolists.charts import list_charts
-    from todolists.status import todo_lists_status
+    from todolists.ui.charts import list_charts
+    from todolists.ui.status import todo_lists_status
 
     def count() -> int:
         lists = todo_lists_status()

@@ -8,8 +8,8 @@ from django.core.management import CommandError, call_command
 
 from eventstore.projections import projections_catch_up
 from eventstore.store import log_head
-from todolists.as_of import todo_lists_now
 from todolists.models import TodoItem
+from todolists.ui.as_of import todo_lists_now
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,7 +10,7 @@ from eventstore.projections import projections_catch_up
 from tests.test_add_a_step import receipts_step  # noqa: F401 (a fixture)
 from todolists.lists import registry as todo_lists
 from todolists.process import registry as steps
-from todolists.status import todo_lists_status
+from todolists.ui.status import todo_lists_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

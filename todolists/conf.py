@@ -32,7 +32,7 @@ DEFAULTS: dict[str, int | float | bool] = {
     "TODO_NO_WORKER_AFTER_SECONDS": 30.0,  # work waiting this long with no live worker is failing
     "TODO_NOT_MOVING_AFTER_SECONDS": 60.0,  # a projection leaving an event unread this long is failing
     # The dashboard and the map compute their numbers once per this many seconds for every viewer
-    # (todolists/live.py), and refresh themselves as often; 0 computes per request.
+    # (todolists/ui/live.py), and refresh themselves as often; 0 computes per request.
     "TODO_LIVE_INTERVAL_SECONDS": 5.0,
 }
 
@@ -108,72 +108,56 @@ class TodoSettings:
 conf = TodoSettings()
 
 
-def _error(message: str, hint: str, n: int) -> checks.Error:
-    return checks.Error(message, hint=hint, id=f"todolists.E1{n:02d}")
+def _rules() -> list[tuple[bool, str, str]]:
+    """(is wrong, what is wrong, what to do), in the order of their error ids (todolists.E101...)."""
+    return [
+        (
+            conf.lease_seconds <= 0,
+            f"TODO_LEASE_SECONDS is {conf.lease_seconds:g}: a lease must last more than 0 s "
+            "(the heartbeat renews it every third of a lease, so 0 makes it spin).",
+            "Leave it unset (10 s), or set a few seconds.",
+        ),
+        (
+            conf.backoff_seconds < 0,
+            f"TODO_BACKOFF_SECONDS is {conf.backoff_seconds:g}: a backoff cannot be negative.",
+            "Leave it unset (5 s), or set 0 to retry at once.",
+        ),
+        (
+            conf.max_attempts < 1,
+            f"TODO_MAX_ATTEMPTS is {conf.max_attempts}: an item needs at least one attempt.",
+            "Leave it unset (5).",
+        ),
+        (
+            conf.nudge_coalesce_seconds < 0,
+            f"TODO_NUDGE_COALESCE_SECONDS is {conf.nudge_coalesce_seconds:g}: it cannot be negative.",
+            "Leave it unset (5 s).",
+        ),
+        (
+            conf.stuck_after_seconds < SWEEP_SECONDS,
+            f"TODO_STUCK_AFTER_SECONDS is {conf.stuck_after_seconds:g}, below the sweep interval "
+            f"({SWEEP_SECONDS} s): a list would be reported stuck while it waits for the next sweep.",
+            f"Set it to {SWEEP_SECONDS} or more (default {DEFAULTS['TODO_STUCK_AFTER_SECONDS']}).",
+        ),
+        (
+            conf.heartbeat_seconds <= 0 or conf.worker_dead_after_seconds <= conf.heartbeat_seconds,
+            f"TODO_HEARTBEAT_SECONDS is {conf.heartbeat_seconds:g} and TODO_WORKER_DEAD_AFTER_SECONDS "
+            f"{conf.worker_dead_after_seconds:g}: a worker must beat (more than 0 s apart) more often "
+            "than it is declared dead.",
+            "Leave them unset (5 s and 15 s).",
+        ),
+        (
+            not 0 <= conf.failing_rate <= 1,
+            f"TODO_FAILING_RATE is {conf.failing_rate:g}: a share of attempts, from 0 to 1.",
+            "Leave it unset (0.5).",
+        ),
+    ]
 
 
 @checks.register()
-def todo_settings_valid(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def todo_settings_valid(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Values that would make the runner spin, never retry, or report every list stuck."""
-    errors = []
-    if conf.lease_seconds <= 0:
-        errors.append(
-            _error(
-                f"TODO_LEASE_SECONDS is {conf.lease_seconds:g}: a lease must last more than 0 s "
-                "(the heartbeat renews it every third of a lease, so 0 makes it spin).",
-                "Leave it unset (10 s), or set a few seconds.",
-                1,
-            )
-        )
-    if conf.backoff_seconds < 0:
-        errors.append(
-            _error(
-                f"TODO_BACKOFF_SECONDS is {conf.backoff_seconds:g}: a backoff cannot be negative.",
-                "Leave it unset (5 s), or set 0 to retry at once.",
-                2,
-            )
-        )
-    if conf.max_attempts < 1:
-        errors.append(
-            _error(
-                f"TODO_MAX_ATTEMPTS is {conf.max_attempts}: an item needs at least one attempt.",
-                "Leave it unset (5).",
-                3,
-            )
-        )
-    if conf.nudge_coalesce_seconds < 0:
-        errors.append(
-            _error(
-                f"TODO_NUDGE_COALESCE_SECONDS is {conf.nudge_coalesce_seconds:g}: it cannot be negative.",
-                "Leave it unset (5 s).",
-                4,
-            )
-        )
-    if conf.stuck_after_seconds < SWEEP_SECONDS:
-        errors.append(
-            _error(
-                f"TODO_STUCK_AFTER_SECONDS is {conf.stuck_after_seconds:g}, below the sweep interval "
-                f"({SWEEP_SECONDS} s): a list would be reported stuck while it waits for the next sweep.",
-                f"Set it to {SWEEP_SECONDS} or more (default {DEFAULTS['TODO_STUCK_AFTER_SECONDS']}).",
-                5,
-            )
-        )
-    if conf.heartbeat_seconds <= 0 or conf.worker_dead_after_seconds <= conf.heartbeat_seconds:
-        errors.append(
-            _error(
-                f"TODO_HEARTBEAT_SECONDS is {conf.heartbeat_seconds:g} and TODO_WORKER_DEAD_AFTER_SECONDS "
-                f"{conf.worker_dead_after_seconds:g}: a worker must beat (more than 0 s apart) more often "
-                "than it is declared dead.",
-                "Leave them unset (5 s and 15 s).",
-                6,
-            )
-        )
-    if not 0 <= conf.failing_rate <= 1:
-        errors.append(
-            _error(
-                f"TODO_FAILING_RATE is {conf.failing_rate:g}: a share of attempts, from 0 to 1.",
-                "Leave it unset (0.5).",
-                7,
-            )
-        )
-    return errors
+    return [
+        checks.Error(message, hint=hint, id=f"todolists.E1{n:02d}")
+        for n, (wrong, message, hint) in enumerate(_rules(), start=1)
+        if wrong
+    ]

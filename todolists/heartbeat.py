@@ -5,7 +5,7 @@ Started from django-q2's `post_spawn` signal, which each worker process sends on
 for tasks (django_q/worker.py), so the row's pid is the one its leases carry (host:pid, see
 leases.worker_id) and a worker that is reincarnated after a crash beats under its new pid. The
 beat is on the database's clock, like the leases. A worker killed with kill -9 simply stops
-beating; the verdict (todolists/verdict.py) calls a worker dead after TODO_WORKER_DEAD_AFTER_SECONDS.
+beating; the verdict (todolists/ui/verdict.py) calls a worker dead after TODO_WORKER_DEAD_AFTER_SECONDS.
 Rows are operational state, never in the log; beats older than a day are pruned.
 """
 

@@ -88,7 +88,7 @@ class WorkerHeartbeat(models.Model):
     """A live qcluster worker process says so every TODO_HEARTBEAT_SECONDS: operational state, like
     a claim. `worker` is the name its leases carry (host:pid), so a dead worker's expired leases
     and its silent heartbeat name the same process. A row whose beat is old is a worker that
-    stopped or died; the verdict reads them (todolists/verdict.py)."""
+    stopped or died; the verdict reads them (todolists/ui/verdict.py)."""
 
     worker = models.CharField(max_length=200, primary_key=True)
     cluster = models.CharField(max_length=100, blank=True, default="")

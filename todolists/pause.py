@@ -66,13 +66,21 @@ projection_registry.register(
 
 def todo_list_paused(*, list_name: str) -> bool:
     """Is the list paused, by the log (one indexed query on the list's stream)?"""
-    last = (
-        Event.objects.filter(stream_id=list_stream(list_name=list_name))
-        .order_by("-position")
-        .values_list("type", flat=True)
-        .first()
-    )
-    return last == TodoListPaused.event_type
+    return bool(todo_lists_paused(list_names=[list_name]))
+
+
+def todo_lists_paused(*, list_names: list[str]) -> set[str]:
+    """Which of these lists are paused, by the log: one query over their streams, which hold
+    only the operators' pauses and resumes."""
+    streams = {list_stream(list_name=name): name for name in list_names}
+    last: dict[str, str] = {}
+    for stream, type_ in (
+        Event.objects.filter(stream_id__in=list(streams))
+        .order_by("position")
+        .values_list("stream_id", "type")
+    ):
+        last[streams[stream]] = type_
+    return {name for name, type_ in last.items() if type_ == TodoListPaused.event_type}
 
 
 def _change(*, list_name: str, reason: str, actor: str, pause: bool) -> None:

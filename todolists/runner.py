@@ -48,7 +48,7 @@ from todolists.lists import TodoList, registry
 from todolists.models import TodoItem
 from todolists.nudge import todo_lists_nudge
 from todolists.operator import todo_item_park, todo_stream
-from todolists.pause import todo_list_paused
+from todolists.pause import todo_list_paused, todo_lists_paused
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,14 @@ def todo_item_attempt_failed(*, todo: TodoList, item: TodoItem, error: Exception
         )
 
 
+def _act_on(act: Callable[[TodoItem], object], item: TodoItem) -> Exception | None:
+    try:
+        act(item)
+    except Exception as exc:
+        return exc
+    return None
+
+
 def todo_items_each(
     *,
     items: Sequence[TodoItem],
@@ -104,20 +112,12 @@ def todo_items_each(
     call); each thread closes its own database connection when the batch is done. Inside an outer transaction
     they run one by one in this thread, since other connections could not see its writes.
     """
-
-    def one(item: TodoItem) -> Exception | None:
-        try:
-            act(item)
-        except Exception as exc:
-            return exc
-        return None
-
     results: dict[str, Exception | None] = {}
     if concurrency <= 1 or len(items) <= 1 or connection.in_atomic_block:
         for item in items:
             if time.monotonic() >= deadline:
                 break
-            results[item.key] = one(item)
+            results[item.key] = _act_on(act, item)
         return results
 
     # A few threads take the items one after another, each on one database connection for the
@@ -133,7 +133,7 @@ def todo_items_each(
                     item = next(todo, None)
                 if item is None or time.monotonic() >= deadline:
                     return
-                results[item.key] = one(item)
+                results[item.key] = _act_on(act, item)
         finally:
             connections.close_all()  # this thread's own
 
@@ -162,15 +162,17 @@ def todo_list_work(
     caught_up: CatchUpResult | None = None,
     avoid: set[str] | None = None,
     task_started_at: datetime.datetime | None = None,
+    paused: bool | None = None,
 ) -> WorkResult:
     """Work the due items of one list, a batch at a time, and record failures. Stops when nothing
     is due, after `max_items`, or at `deadline` (a time.monotonic() value, checked before each
     item; by default see `work_deadline`). A caller that has just caught the list up passes that
-    result as `caught_up`, and `avoid` if it has read `halted_correlations()`."""
+    result as `caught_up`, `avoid` if it has read `halted_correlations()`, and `paused` if it has
+    read `todo_lists_paused()`."""
     todo = registry.get(list_name)
     worker = worker or worker_id()
     result = WorkResult(list_name)
-    if todo_list_paused(list_name=list_name):
+    if todo_list_paused(list_name=list_name) if paused is None else paused:
         # An operator paused it (todolists/pause.py): its items wait, nothing is claimed.
         result.paused = True
         return result
@@ -189,21 +191,28 @@ def todo_list_work(
         )
         if not items:
             break
-        unseen: set[str] = set()
-        closed: set[str] = set()
-        try:
-            caught_up = _work_batch(todo, items, worker, result, deadline, unseen, closed)
-        finally:
-            # What the deadline left unworked is free at once. An item whose outcome is recorded
-            # but not yet visible to the list keeps its lease: released, it would be claimed and
-            # worked again and again (a hot loop) until a running transaction ends. A closed item
-            # is never claimed again: no release (and no statement when the whole batch closed).
-            todo_items_release(items=[i for i in items if i.key not in unseen | closed], worker=worker)
+        caught_up = _work_claimed(todo, items, worker, result, deadline)
     if caught_up.error:
         # The list cannot see outcomes or failed attempts: working it would repeat itself.
         logger.error("%s: projection halted, not working the list: %s", list_name, caught_up.error)
         result.halted = caught_up.error
     return result
+
+
+def _work_claimed(
+    todo: TodoList, items: list[TodoItem], worker: str, result: WorkResult, deadline: float
+) -> CatchUpResult:
+    """Work one claimed batch, then release what it leaves."""
+    unseen: set[str] = set()
+    closed: set[str] = set()
+    try:
+        return _work_batch(todo, items, worker, result, deadline, unseen, closed)
+    finally:
+        # What the deadline left unworked is free at once. An item whose outcome is recorded
+        # but not yet visible to the list keeps its lease: released, it would be claimed and
+        # worked again and again (a hot loop) until a running transaction ends. A closed item
+        # is never claimed again: no release (and no statement when the whole batch closed).
+        todo_items_release(items=[i for i in items if i.key not in unseen | closed], worker=worker)
 
 
 def work_deadline() -> float:
@@ -319,6 +328,7 @@ def _work_rounds(
     for _ in range(rounds):
         caught_up = {r.name: r for r in projections_catch_up()}  # the lists' own too: once
         avoid = halted_correlations()
+        paused = todo_lists_paused(list_names=todo)
         passed = [
             todo_list_work(
                 list_name=n,
@@ -327,6 +337,7 @@ def _work_rounds(
                 caught_up=caught_up[registry.get(n).projection_name],
                 avoid=avoid,
                 task_started_at=task_started_at,
+                paused=n in paused,
             )
             for n in todo
         ]
@@ -335,6 +346,27 @@ def _work_rounds(
             break
         if follow:
             todo = _downstream([r.list_name for r in passed if r.worked])
+    return results
+
+
+def _watch_and_take_over(
+    work: Callable[[], list[WorkResult]], *, lists: list[str], worker: str, deadline: float
+) -> list[WorkResult]:
+    """Stay while other workers hold leases on these lists; work what a dead one leaves."""
+    results: list[WorkResult] = []
+    while todo_leases_held_by_others(list_names=lists, worker=worker):
+        if time.monotonic() >= deadline:
+            # Hand the watch to a fresh task: a Redis broker has no other copy of this one.
+            todo_lists_nudge(list_names=lists)
+            break
+        time.sleep(TAKEOVER_POLL_SECONDS)
+        if todo_items_claimable(list_names=lists):
+            taken = work()
+            results.extend(taken)
+            if not any(r.worked for r in taken):
+                # Claimable, yet nothing could be claimed: another worker was faster, or the list
+                # or the business case is halted. Stop watching; the minute sweep looks again.
+                break
     return results
 
 
@@ -375,19 +407,8 @@ def todo_lists_work(
         follow=bool(names and follow),
     )
     results = work()
-    while take_over and todo_leases_held_by_others(list_names=lists, worker=worker):
-        if time.monotonic() >= deadline:
-            # Hand the watch to a fresh task: a Redis broker has no other copy of this one.
-            todo_lists_nudge(list_names=lists)
-            break
-        time.sleep(TAKEOVER_POLL_SECONDS)
-        if todo_items_claimable(list_names=lists):
-            taken = work()
-            results.extend(taken)
-            if not any(r.worked for r in taken):
-                # Claimable, yet nothing could be claimed: another worker was faster, or the list
-                # or the business case is halted. Stop watching; the minute sweep looks again.
-                break
+    if take_over:
+        results += _watch_and_take_over(work, lists=lists, worker=worker, deadline=deadline)
     if any(r.worked for r in results):
         # The outcomes just recorded must reach the read models too, not wait for the next sweep.
         projections_catch_up()

@@ -59,16 +59,21 @@ class PostgreSQLBackend:
     distinct_from = "IS DISTINCT FROM"
 
     # The read bound: the lowest transaction id of THIS database still running, or the snapshot's
-    # xmax when none runs; every transaction below it has finished. It is looked up in a statement
-    # of its own, before the read's: an id the look cannot place (it ended meanwhile, or this role
-    # may not see its session) counts as ours only while pg_xact_status still says it runs, and
-    # whatever ended before the look is visible to the read's later snapshot. A transaction of
-    # another database cannot write our tables, so it never holds our readers back: its ids are
-    # known by the locks each transaction (and subtransaction) holds on its own id. A reader's own
-    # uncommitted events count only when no older transaction of ours still runs (then its
-    # checkpoint commits or rolls back with them, and a test in one transaction sees them).
+    # xmax when none runs; every transaction below it has finished. A transaction of another
+    # database cannot write our tables, so it never holds our readers back: its ids are known by
+    # the locks each transaction (and subtransaction) holds on its own id. An id that cannot be
+    # placed (its transaction ended since the snapshot, or this role may not see its session)
+    # counts as ours: safe, at worst a reader waits for its next read. A reader's own uncommitted
+    # events count only when no older transaction of ours still runs (its checkpoint commits or
+    # rolls back with them, and a test in one transaction sees them).
     # (Locks name 32-bit xids, snapshots 64-bit ones: running ids are unique modulo 2^32.)
-    bound_sql = """
+    @staticmethod
+    def bound_sql(*, settled: bool) -> str:
+        """The bound as one SELECT. `settled`: for a look of its own, before the read's statement,
+        an id whose transaction has ended since the snapshot no longer counts (the read's later
+        snapshot sees its events); inside the read's statement it must count."""
+        still_running = "AND pg_xact_status(ids.x::text::xid8) = 'in progress'" if settled else ""
+        return f"""
         WITH s AS (
             SELECT pg_current_snapshot() AS snap, pg_current_xact_id_if_assigned()::text::bigint AS own
         ), elsewhere AS (
@@ -86,18 +91,17 @@ class PostgreSQLBackend:
                 UNION ALL
                 SELECT generate_series(pg_snapshot_xmax(s.snap)::text::bigint, COALESCE(s.own, 0) - 1)
             ) AS ids
-            WHERE mod(ids.x, 4294967296) NOT IN (SELECT xid FROM elsewhere)
-              AND pg_xact_status(ids.x::text::xid8) = 'in progress'
+            WHERE mod(ids.x, 4294967296) NOT IN (SELECT xid FROM elsewhere) {still_running}
         )
         SELECT CASE
             WHEN own IS NOT NULL AND NOT EXISTS (SELECT 1 FROM running WHERE x < own) THEN own + 1
             ELSE COALESCE((SELECT min(x) FROM running), pg_snapshot_xmax(snap)::text::bigint)
         END FROM s
-    """
+        """
 
     def visible_below(self) -> int | None:
         with connection.cursor() as cursor:
-            cursor.execute(self.bound_sql)
+            cursor.execute(self.bound_sql(settled=True))
             row = cursor.fetchone()
         return int(row[0])
 
@@ -156,8 +160,9 @@ class PostgreSQLBackend:
     ) -> list[tuple[Any, ...]]:
         # Data travels as text, decoded by msgspec: faster than the driver's JSON.
         sql, params = select_sql(after, types, filter_types=filter_types, data="data::text")
-        sql += " AND tx_id < %s ORDER BY tx_id, position LIMIT %s"
-        return execute_binary(sql, [*params, self.visible_below(), limit], fetch=True)
+        # The bound in the read's own statement (one round trip), so with its snapshot.
+        sql += f" AND tx_id < ({self.bound_sql(settled=False)}) ORDER BY tx_id, position LIMIT %s"
+        return execute_binary(sql, [*params, limit], fetch=True)
 
     def recorded(self, rows: Sequence[tuple[Any, ...]]) -> list[RecordedEvent]:
         decode = msgspec.json.decode

@@ -55,7 +55,7 @@ def when(value: datetime.datetime | None) -> str:
 def hidden_rows(projection: str, rows: str) -> dict:
     """`{% hidden_rows "orders" "orders placed" %}`: a banner when the page's projection is halted
     or behind the log; nothing when it is caught up."""
-    from todolists.hidden_rows import projections_notices
+    from todolists.ui.hidden_rows import projections_notices
 
     return {"notices": projections_notices(names=[projection], rows=rows)}
 
@@ -63,6 +63,6 @@ def hidden_rows(projection: str, rows: str) -> dict:
 @register.inclusion_tag("admin/todolists/hidden_rows.html")
 def list_hidden_rows(list_name: str | None) -> dict:
     """The banner of the item list page: the filtered list's projection, or every list's."""
-    from todolists.hidden_rows import list_projection_names, projections_notices
+    from todolists.ui.hidden_rows import list_projection_names, projections_notices
 
     return {"notices": projections_notices(names=list_projection_names(list_name), rows="items opened")}

@@ -88,22 +88,12 @@ class Command(MigratedCommand):
         for name, checked in zip(selected, results, strict=True):
             if isinstance(checked, ReplayRefused):
                 raise CommandError(str(checked))
-            result, diff = checked.result, checked.diff
-            if diff is not None and diff.total:
+            outcome = self._report(name, checked, check=check)
+            {"halted": halted, "refused": refused}.get(outcome, []).append(
+                checked.refused if outcome == "refused" else name
+            )
+            if checked.diff is not None and checked.diff.total:
                 differing.append(name)
-                self.stdout.write(f"{name}: {diff.total} rows differ ({diff.summary()})")
-                for line in diff.lines():
-                    self.stdout.write(f"  {line}")
-            if result.error:
-                halted.append(name)
-                self.stderr.write(f"{name}: {result.error}")
-            elif checked.refused:
-                refused.append(checked.refused)
-            elif check:
-                if not diff.total:
-                    self.stdout.write(f"{name}: the rebuild equals the live rows")
-            else:
-                self.stdout.write(f"{name}: applied {result.applied} events, checkpoint {result.position}")
         if halted:
             raise CommandError(
                 f"Replay stopped for: {', '.join(halted)}. Fix the handler, or pass the event with "
@@ -113,6 +103,24 @@ class Command(MigratedCommand):
             raise CommandError("\n".join(refused))
         if check and differing:
             raise CommandError(f"The rebuild differs from the live rows for: {', '.join(differing)}.")
+
+    def _report(self, name: str, checked: CheckedReplay, *, check: bool) -> str:
+        """Print one projection's outcome; "halted", "refused" or "done"."""
+        result, diff = checked.result, checked.diff
+        if diff is not None and diff.total:
+            self.stdout.write(f"{name}: {diff.total} rows differ ({diff.summary()})")
+            for line in diff.lines():
+                self.stdout.write(f"  {line}")
+        if result.error:
+            self.stderr.write(f"{name}: {result.error}")
+            return "halted"
+        if checked.refused:
+            return "refused"
+        if not check:
+            self.stdout.write(f"{name}: applied {result.applied} events, checkpoint {result.position}")
+        elif diff is None or not diff.total:
+            self.stdout.write(f"{name}: the rebuild equals the live rows")
+        return "done"
 
     def _replay_in_processes(self, names: list[str], batch_size: int, jobs: int) -> list[Outcome]:
         # Each child opens its own connection; none may inherit this one.

@@ -4,7 +4,7 @@ from eventstore.setup_hint import MigratedCommand
 from eventstore.store import log_head
 from todolists.lists import registry
 from todolists.runner import todo_lists_work
-from todolists.status import todo_items_parked_since
+from todolists.ui.status import todo_items_parked_since
 
 
 class Command(MigratedCommand):

@@ -3,7 +3,7 @@ import json
 from django.core.management.base import CommandError
 
 from eventstore.setup_hint import MigratedCommand
-from todolists.verdict import Level, process_verdict
+from todolists.ui.verdict import Level, process_verdict
 
 
 class Command(MigratedCommand):

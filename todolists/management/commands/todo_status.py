@@ -3,7 +3,7 @@ import json
 from django.core.management.base import CommandError
 
 from eventstore.setup_hint import MigratedCommand
-from todolists.verdict import Level, process_verdict
+from todolists.ui.verdict import Level, process_verdict
 
 
 class Command(MigratedCommand):
@@ -30,7 +30,7 @@ class Command(MigratedCommand):
         )
 
     def as_of(self, moment: str, *, as_json: bool) -> None:
-        from todolists.as_of import NoSuchMoment, position_at, todo_lists_as_of
+        from todolists.ui.as_of import NoSuchMoment, position_at, todo_lists_as_of
 
         try:
             position = position_at(moment)

@@ -21,10 +21,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from eventstore.models import Event
-from todolists.latency import latency_histograms
 from todolists.lists import RUNNER_EVENTS
 from todolists.models import TodoItem
-from todolists.verdict import Level, process_verdict
+from todolists.ui.latency import latency_histograms
+from todolists.ui.verdict import Level, process_verdict
 
 COUNTED_EVENTS = sorted(RUNNER_EVENTS)
 
@@ -85,7 +85,7 @@ class TodoCollector:
         yield from latency_histograms()
 
     def _levels(self, verdict):
-        doc = "The verdict: 0 ok, 1 attention, 2 failing (todolists/verdict.py)"
+        doc = "The verdict: 0 ok, 1 attention, 2 failing (todolists/ui/verdict.py)"
         process = GaugeMetricFamily("todo_process_level", doc, value=verdict.level.rank)
         per_list = GaugeMetricFamily("todo_list_level", doc, labels=["list"])
         for s in verdict.lists:

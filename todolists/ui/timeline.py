@@ -1,6 +1,6 @@
 """One item's life as a strip along time: opened, each failed attempt, parked, retried, closed.
 
-Read from the same story as "why is this item here" (todolists/why.py, from the log); this only
+Read from the same story as "why is this item here" (todolists/ui/why.py, from the log); this only
 places each moment on a line for the item page's SVG.
 """
 
@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from todolists.models import TodoItem
-from todolists.why import ItemWhy
+from todolists.ui.why import ItemWhy
 
 WIDTH, HEIGHT, PAD = 640, 74, 28
 

@@ -3,7 +3,7 @@
 - GET /health/ is readiness, for load balancers: 200 while this process can serve and the
   database answers, 503 only when it cannot. A stuck list never takes the admin out of rotation.
 - GET /health/process/ is the process verdict, for monitors: JSON with the level and every
-  reason (todolists/verdict.py), 503 when failing, 200 otherwise (attention included: read
+  reason (todolists/ui/verdict.py), 503 when failing, 200 otherwise (attention included: read
   "status"); `?fail_on=attention` answers 503 at attention too.
 
 Both are open to anyone (a probe carries no credentials); they name lists, projections and
@@ -17,7 +17,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from todolists.verdict import Level, process_verdict
+from todolists.ui.verdict import Level, process_verdict
 
 logger = logging.getLogger(__name__)
 

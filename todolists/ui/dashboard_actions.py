@@ -17,9 +17,9 @@ from django.urls import reverse
 from eventstore.poison import projections_skip_event
 from eventstore.projections import SkipRefused, projections_catch_up
 from eventstore.registry import NotRegistered
-from todolists.error_groups import registry as group_actions
-from todolists.error_groups import todo_error_group_act
 from todolists.pause import PauseRefused, todo_list_pause, todo_list_resume
+from todolists.ui.error_groups import registry as group_actions
+from todolists.ui.error_groups import todo_error_group_act
 
 OPERATE = "todolists.operate_todoitem"
 SHOWN = 10

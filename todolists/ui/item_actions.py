@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Callable
 
 from eventstore.registry import Registry
+from todolists.events import TodoItemParked, TodoRetryRequested
 from todolists.models import TodoItem
 from todolists.operator import todo_item_park, todo_item_retry
 
@@ -54,7 +55,7 @@ item_actions.register(
     ItemAction(
         name="retry",
         label="Retry now",
-        records=("TodoRetryRequested",),
+        records=(TodoRetryRequested.event_type,),
         permission="todolists.operate_todoitem",
         run=_retry,
         explain="The item is open and due again: the next worker tries it, with a fresh count of attempts.",
@@ -64,7 +65,7 @@ item_actions.register(
     ItemAction(
         name="park",
         label="Park",
-        records=("TodoItemParked",),
+        records=(TodoItemParked.event_type,),
         permission="todolists.operate_todoitem",
         run=_park,
         explain="No worker tries the item again until someone retries it.",

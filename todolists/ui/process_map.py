@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 from todolists.lists import registry as todo_lists
 from todolists.process import StepNode, process_steps
-from todolists.status import ListStatus
-from todolists.verdict import Verdict
+from todolists.ui.status import ListStatus
+from todolists.ui.verdict import Verdict
 
 LANES = ("step", "event", "list")
 LANE_TITLES = {

@@ -8,10 +8,10 @@ Django gives for that; the template only lays them out.
 from django.contrib import admin
 from django.urls import path
 
-from todolists import dashboard_actions
-from todolists.error_groups import group_actions
-from todolists.glossary import glossary_context
-from todolists.views import live_context, view_urls
+from todolists.ui import dashboard_actions
+from todolists.ui.error_groups import group_actions
+from todolists.ui.glossary import glossary_context
+from todolists.ui.views import live_context, view_urls
 
 
 class DebugAdminSite(admin.AdminSite):

@@ -4,7 +4,7 @@ step. The dashboard banner and list rows, /health/process/, `todo_status --check
 `projection_status` and /metrics all read `process_verdict()`; none decides on its own.
 
 A fixed number of queries whatever the size of the log or the lists (tests/test_verdict.py counts
-them): the numbers per list (todolists/status.py), the projections' checkpoints with the time of
+them): the numbers per list (todolists/ui/status.py), the projections' checkpoints with the time of
 the oldest event each has not applied, the last failed attempts (at most FAILURES_READ, newest
 first, by the (type, position) index), the errors of open items grouped, expired leases grouped,
 the heartbeats, the pauses, and django-q2's sweep and queue.
@@ -30,7 +30,7 @@ from todolists.events import TodoAttemptFailed
 from todolists.heartbeat import alive_q
 from todolists.lists import registry
 from todolists.models import TodoItem, TodoListPause, WorkerHeartbeat
-from todolists.status import ClusterStatus, ListStatus, cluster_status, expired_leases, todo_lists_status
+from todolists.ui.status import ClusterStatus, ListStatus, cluster_status, expired_leases, todo_lists_status
 
 FAILURES_READ = 500
 """Failed attempts read per verdict, newest first: enough to tell a rate over the window."""

@@ -16,6 +16,7 @@ from django.db.models import Count, F, Q, Sum
 from prometheus_client.core import HistogramMetricFamily
 
 from eventstore.models import Event
+from todolists.events import TodoAttemptFailed
 from todolists.models import TodoItem
 
 BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
@@ -56,7 +57,7 @@ def latency_histograms() -> list[HistogramMetricFamily]:
     wait = _grouped(done.filter(attempts=0), "closed_at")
     first_failures = {
         (d["list"], d["key"]): at
-        for d, at in Event.objects.filter(type="TodoAttemptFailed", data__attempt=1)
+        for d, at in Event.objects.filter(type=TodoAttemptFailed.event_type, data__attempt=1)
         .order_by()
         .values_list("data", "recorded_at")
     }

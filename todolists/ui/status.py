@@ -1,4 +1,4 @@
-"""What each TODO list holds right now: the numbers the verdict (todolists/verdict.py) judges.
+"""What each TODO list holds right now: the numbers the verdict (todolists/ui/verdict.py) judges.
 
 Every function here runs a fixed number of queries whatever the size of the lists or the log:
 one grouped aggregate over TodoItem, the projections' checkpoints with the log head
@@ -57,7 +57,7 @@ class ListStatus:
     closed_by: tuple[str, ...]
     oldest_parked_at: datetime.datetime | None = None
     level: str = "ok"
-    """The verdict's level for the list (todolists/verdict.py fills it in)."""
+    """The verdict's level for the list (todolists/ui/verdict.py fills it in)."""
     paused: bool = False
 
     @property

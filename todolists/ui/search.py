@@ -34,7 +34,7 @@ class Hit:
 
 
 def search_prefix(*, q: str) -> list[Hit]:
-    from todolists.admin import story_url
+    from todolists.ui.admin import story_url
 
     q = q.strip()
     if len(q) < MIN_PREFIX:

@@ -1,6 +1,6 @@
 """The pages of issue 14 in the debug admin: the process picture, the live fragment, the search
 box and a past moment. Thin: each builds its context from a domain function and renders a
-template; the admin site (todolists/site.py) wires them under its login."""
+template; the admin site (todolists/ui/site.py) wires them under its login."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from urllib.parse import urlencode
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from todolists.as_of import NoSuchMoment, position_at, todo_lists_as_of
-from todolists.charts import WINDOWS
 from todolists.lists import registry as todo_lists
-from todolists.live import live_snapshot, refresh_every_ms
 from todolists.process import process_steps, unrecorded_event_types
-from todolists.process_map import ProcessMap, process_map
-from todolists.search import PrefixTooShort, search_prefix
-from todolists.verdict import Verdict
+from todolists.ui.as_of import NoSuchMoment, position_at, todo_lists_as_of
+from todolists.ui.charts import WINDOWS
+from todolists.ui.live import live_snapshot, refresh_every_ms
+from todolists.ui.process_map import ProcessMap, process_map
+from todolists.ui.search import PrefixTooShort, search_prefix
+from todolists.ui.verdict import Verdict
 
 
 def _changelist(name: str, **params: str) -> str:

@@ -1,5 +1,5 @@
 """Bulk actions on the open items of one list whose last error is of one kind (the dashboard's error
-groups, todolists/verdict.py): retry all, park all, and what the list's own app declares (giving up
+groups, todolists/ui/verdict.py): retry all, park all, and what the list's own app declares (giving up
 on parked payments). Each item gets its own event with the actor and the reason, through the same
 function as the single-item action, so a replay repeats the effect and a refusal names its item.
 """
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from eventstore.registry import Registry
 from todolists.models import TodoItem
 from todolists.operator import todo_item_park, todo_item_retry
-from todolists.verdict import error_kind
+from todolists.ui.verdict import error_kind
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,8 +24,9 @@ from django.db.models.functions import TruncHour, TruncMinute
 from django.utils import timezone
 
 from eventstore.models import Event
+from todolists.events import TodoAttemptFailed
 from todolists.models import TodoItem
-from todolists.status import ListStatus
+from todolists.ui.status import ListStatus
 
 WINDOWS = {
     "hour": (datetime.timedelta(minutes=1), 60, TruncMinute),
@@ -162,7 +163,7 @@ def list_charts(
         TodoItem.objects.filter(status=TodoItem.Status.DONE), "closed_at", trunc, start, start, size, n
     )
     failures = list(
-        Event.objects.filter(type="TodoAttemptFailed", recorded_at__gte=start)
+        Event.objects.filter(type=TodoAttemptFailed.event_type, recorded_at__gte=start)
         .order_by()
         .values_list("data__list", "data__key", "data__attempt", "recorded_at")
     )

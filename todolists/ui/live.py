@@ -13,9 +13,9 @@ import time
 
 from django.core.cache import cache
 
-from todolists.charts import ListCharts, list_charts
 from todolists.conf import conf
-from todolists.verdict import Verdict, process_verdict
+from todolists.ui.charts import ListCharts, list_charts
+from todolists.ui.verdict import Verdict, process_verdict
 
 
 @dataclasses.dataclass(frozen=True)
