@@ -178,38 +178,47 @@ def list_charts(
     out = []
     for s in lists:
         o, c, f = (d.get(s.name, [0] * n) for d in (opened, closed, failed))
-        backlog, level = [0] * n, s.open
-        for i in range(n - 1, -1, -1):  # fold back from now
-            backlog[i] = level
-            level = max(level - o[i] + c[i], 0)
-        rate = [round(100 * f[i] / (f[i] + c[i]), 1) if f[i] + c[i] else 0 for i in range(n)]
         close_p = closes.get(s.name, (None, None))
         wait_p = waits.get(s.name, (None, None))
-        charts = [
-            Chart(f"{s.name}-backlog", "backlog (open)", "items", [Series("open", backlog, "open")]),
-            Chart(
-                f"{s.name}-throughput",
-                "opened / closed per minute",
-                "/min",
-                [
-                    Series("opened", [round(v / per_minute, 2) for v in o], "opened"),
-                    Series("closed", [round(v / per_minute, 2) for v in c], "closed"),
-                ],
-            ),
-            Chart(f"{s.name}-failures", "failure rate", "%", [Series("failed attempts", rate, "failed")]),
-        ]
         out.append(
             ListCharts(
                 name=s.name,
                 title=s.title,
                 window=window,
-                charts=charts,
+                charts=_list_series(s, o, c, f, per_minute),
                 latency=Latency(wait_p[0], wait_p[1], close_p[0], close_p[1]),
                 due=s.due,
                 parked=s.parked,
             )
         )
     return out
+
+
+def _list_series(
+    s: ListStatus, opened: list[int], closed: list[int], failed: list[int], per_minute: float
+) -> list[Chart]:
+    """One list's charts from its counts per bucket; the backlog is folded back from now."""
+    n = len(opened)
+    backlog, level = [0] * n, s.open
+    for i in range(n - 1, -1, -1):
+        backlog[i] = level
+        level = max(level - opened[i] + closed[i], 0)
+    rate = [
+        round(100 * failed[i] / (failed[i] + closed[i]), 1) if failed[i] + closed[i] else 0 for i in range(n)
+    ]
+    return [
+        Chart(f"{s.name}-backlog", "backlog (open)", "items", [Series("open", backlog, "open")]),
+        Chart(
+            f"{s.name}-throughput",
+            "opened / closed per minute",
+            "/min",
+            [
+                Series("opened", [round(v / per_minute, 2) for v in opened], "opened"),
+                Series("closed", [round(v / per_minute, 2) for v in closed], "closed"),
+            ],
+        ),
+        Chart(f"{s.name}-failures", "failure rate", "%", [Series("failed attempts", rate, "failed")]),
+    ]
 
 
 def _floor(at: datetime.datetime, size: datetime.timedelta) -> datetime.datetime:

@@ -32,8 +32,13 @@ COUNTED_EVENTS = sorted(RUNNER_EVENTS)
 class TodoCollector:
     def collect(self):
         verdict = process_verdict()
-        projections, lists = verdict.projections, verdict.lists
         yield from self._levels(verdict)
+        yield from self._list_gauges(verdict.lists)
+        yield from self._projection_gauges(verdict.projections)
+        yield from self._counters()
+        yield from latency_histograms()
+
+    def _list_gauges(self, lists):
         gauges = {
             "open": "Items not done (due, retrying or parked)",
             "due": "Items due now",
@@ -60,6 +65,8 @@ class TodoCollector:
             due.add_metric([s.name], s.oldest_due_age_seconds or 0)
             stuck.add_metric([s.name], int(s.stuck))
         yield from (oldest, due, stuck)
+
+    def _projection_gauges(self, projections):
         lag = GaugeMetricFamily(
             "projection_lag_events", "Events in the log the projection has not applied", labels=["projection"]
         )
@@ -78,11 +85,10 @@ class TodoCollector:
         yield from (lag, halted, skipped)
         yield GaugeMetricFamily(
             "eventlog_readers_held_back_seconds",
-            "Age of the oldest write transaction readers cannot read past (0 below 5 s)",
+            "Age of the oldest write transaction readers cannot read past "
+            "(0 until it passes EVENTSTORE_HELD_BACK_AFTER_SECONDS)",
             value=max((p.held_back_seconds or 0 for p in projections), default=0),
         )
-        yield from self._counters()
-        yield from latency_histograms()
 
     def _levels(self, verdict):
         doc = "The verdict: 0 ok, 1 attention, 2 failing (todolists/ui/verdict.py)"

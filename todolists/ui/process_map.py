@@ -124,6 +124,58 @@ def _node_state(status: ListStatus | None, verdict: Verdict | None) -> tuple[str
     return verdict.list_state(status.name)
 
 
+@dataclasses.dataclass
+class _Graph:
+    """The nodes and arrows as they are found, before they are ranked and placed."""
+
+    status: dict[str, ListStatus]
+    urls: dict[str, Callable[[str], str]]
+    verdict: Verdict | None
+    nodes: dict[str, Node] = dataclasses.field(default_factory=dict)
+    edges: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+
+    def add(self, node: Node) -> Node:
+        return self.nodes.setdefault(node.id, node)
+
+    def event(self, type_: str) -> str:
+        url = self.urls["event"](type_)
+        return self.add(Node(id=f"event:{type_}", lane="event", kind="event", title=type_, url=url)).id
+
+    def todo_list(self, name: str) -> str:
+        s = self.status.get(name)
+        state, words = _node_state(s, self.verdict)
+        return self.add(
+            Node(
+                id=f"list:{name}",
+                lane="list",
+                kind="list",
+                title=s.title if s else name,
+                subtitle=name,
+                url=self.urls["list"](name),
+                state=state,
+                state_words=words,
+                counts=f"{s.open} open · {s.parked} parked" if s else "",
+            )
+        ).id
+
+    def step(self, step: StepNode) -> None:
+        sid = f"step:{step.name}"
+        if step.works:
+            s = self.status.get(step.works)
+            state, words = _node_state(s, self.verdict)
+            self.add(
+                Node(id=sid, lane="step", kind="automation", title=step.name, subtitle="automation",
+                     url=self.urls["list"](step.works), state=state, state_words=words,
+                     counts=f"{s.retrying} retrying · {s.due} due" if s else "")
+            )  # fmt: skip
+            self.edges.append((self.todo_list(step.works), sid, "works"))
+        else:
+            self.add(Node(id=sid, lane="step", kind=step.kind, title=step.name,
+                          subtitle=f"{step.kind} · {step.actor}" if step.actor else step.kind,
+                          url=self.urls["step"](",".join(e.type for e in step.events))))  # fmt: skip
+        self.edges += [(sid, self.event(e.type), "records") for e in step.events]
+
+
 def process_map(
     *,
     steps: list[StepNode] | None = None,
@@ -134,55 +186,14 @@ def process_map(
     """Nodes, arrows and lanes with coordinates. `urls` maps "list", "event" and "step" to a
     function giving a node's link target."""
     steps = process_steps() if steps is None else steps
-    status = {s.name: s for s in lists}
-    nodes: dict[str, Node] = {}
-    edges: list[tuple[str, str, str]] = []
-
-    def add(node: Node) -> Node:
-        return nodes.setdefault(node.id, node)
-
-    def event(type_: str) -> str:
-        return add(
-            Node(id=f"event:{type_}", lane="event", kind="event", title=type_, url=urls["event"](type_))
-        ).id
-
-    def todo_list(name: str) -> str:
-        s = status.get(name)
-        state, words = _node_state(s, verdict)
-        return add(
-            Node(
-                id=f"list:{name}",
-                lane="list",
-                kind="list",
-                title=s.title if s else name,
-                subtitle=name,
-                url=urls["list"](name),
-                state=state,
-                state_words=words,
-                counts=f"{s.open} open · {s.parked} parked" if s else "",
-            )
-        ).id
-
+    graph = _Graph(status={s.name: s for s in lists}, urls=urls, verdict=verdict)
     for step in steps:
-        sid = f"step:{step.name}"
-        if step.works:
-            s = status.get(step.works)
-            state, words = _node_state(s, verdict)
-            add(
-                Node(id=sid, lane="step", kind="automation", title=step.name, subtitle="automation",
-                     url=urls["list"](step.works), state=state, state_words=words,
-                     counts=f"{s.retrying} retrying · {s.due} due" if s else "")
-            )  # fmt: skip
-            edges.append((todo_list(step.works), sid, "works"))
-        else:
-            add(Node(id=sid, lane="step", kind=step.kind, title=step.name,
-                     subtitle=f"{step.kind} · {step.actor}" if step.actor else step.kind,
-                     url=urls["step"](",".join(e.type for e in step.events))))  # fmt: skip
-        edges += [(sid, event(e.type), "records") for e in step.events]
+        graph.step(step)
     # Every list's opening and closing events, also those no declared step records.
     for todo in todo_lists.all():
-        edges += [(event(e), todo_list(todo.name), "opens") for e in todo.opened_by]
-        edges += [(event(e), todo_list(todo.name), "closes") for e in todo.closed_by]
+        graph.edges += [(graph.event(e), graph.todo_list(todo.name), "opens") for e in todo.opened_by]
+        graph.edges += [(graph.event(e), graph.todo_list(todo.name), "closes") for e in todo.closed_by]
+    nodes, edges = graph.nodes, graph.edges
     _rank(nodes, edges, steps)
     lanes, width, height = _place(list(nodes.values()))
     drawn = [Edge(nodes[a], nodes[b], kind) for a, b, kind in dict.fromkeys(edges)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+from typing import Any
 
 from django.db.models import Count, F, Max, Min, Q
 from django.db.models.functions import Coalesce
@@ -94,12 +95,11 @@ def _age(now: datetime.datetime, since: datetime.datetime | None) -> float | Non
     return round((now - since).total_seconds(), 1) if since else None
 
 
-def todo_lists_status(*, projections: list[ProjectionStatus] | None = None) -> list[ListStatus]:
-    """One row per registered list, also when it has no items (one query, plus the projections')."""
-    now = timezone.now()
+def _counts(now: datetime.datetime) -> dict[str, dict[str, Any]]:
+    """Per list name, its items counted by state, in one grouped query."""
     open_ = Q(status=TodoItem.Status.OPEN)
     not_done = ~Q(status=TodoItem.Status.DONE)
-    rows = {
+    return {
         r["list_name"]: r
         for r in TodoItem.objects.order_by()
         .values("list_name")
@@ -119,6 +119,12 @@ def todo_lists_status(*, projections: list[ProjectionStatus] | None = None) -> l
             oldest_parked=Min("parked_at", filter=Q(status=TodoItem.Status.PARKED)),
         )
     }
+
+
+def todo_lists_status(*, projections: list[ProjectionStatus] | None = None) -> list[ListStatus]:
+    """One row per registered list, also when it has no items (one query, plus the projections')."""
+    now = timezone.now()
+    rows = _counts(now)
     by_projection = {p.name: p for p in (projections if projections is not None else projection_status())}
     result = []
     for todo in registry.all():

@@ -343,16 +343,7 @@ def process_verdict() -> Verdict:
             s, attempts.get(s.name, []), groups, holders.get(s.name, []), pauses, workers
         )
     findings += _log_findings(projections, unregistered)
-    if cluster.queued is None:
-        findings.append(
-            Finding(
-                Level.ATTENTION,
-                "broker",
-                "the broker does not answer (Redis down?)",
-                None,
-                "nudges fall back to the minute sweep; restore the broker for immediate work",
-            )
-        )
+    findings += _broker_findings(cluster)
     findings.sort(key=lambda f: -f.level.rank)
     lists = [
         dataclasses.replace(
@@ -375,6 +366,20 @@ def process_verdict() -> Verdict:
         expired_leases=expired_leases(),
         unregistered=unregistered,
     )
+
+
+def _broker_findings(cluster: ClusterStatus) -> list[Finding]:
+    if cluster.queued is not None:
+        return []
+    return [
+        Finding(
+            Level.ATTENTION,
+            "broker",
+            "the broker does not answer (Redis down?)",
+            None,
+            "nudges fall back to the minute sweep; restore the broker for immediate work",
+        )
+    ]
 
 
 def _due_since(now: datetime.datetime, s: ListStatus) -> datetime.datetime | None:
@@ -474,21 +479,7 @@ def _list_findings(s: ListStatus, attempts: list[Attempt], groups, holders, paus
                 "resume it from the dashboard when the cause is gone",
             )
         )
-    last = attempts[-conf.failing_attempts :]
-    failed = [(at, error) for at, error in last if error is not None]
-    if len(failed) >= conf.failing_min_attempts and len(failed) / len(last) > conf.failing_rate:
-        kinds = collections.Counter(error_kind(e) for _, e in failed).most_common()
-        top, n = kinds[0]
-        others = "".join(f", {m} with {k}" for k, m in kinds[1:3])
-        findings.append(
-            Finding(
-                Level.FAILING,
-                subject,
-                f"{name}: {len(failed)} of the last {len(last)} attempts failed, {n} with {top}{others}",
-                failed[0][0],
-                _failing_step(top),
-            )
-        )
+    findings += _failing_work(subject, name, attempts)
     if s.parked:
         kinds = ", ".join(f"{g.parked} {g.kind}" for g in groups if g.list_name == s.name and g.parked)
         findings.append(
@@ -511,21 +502,39 @@ def _list_findings(s: ListStatus, attempts: list[Attempt], groups, holders, paus
             )
         )
     if s.stuck and not pause:
-        alive = any(w.alive for w in workers)
-        findings.append(
-            Finding(
-                Level.FAILING,
-                subject,
-                f"{name}: an item has been due for {_seconds(s.oldest_due_age_seconds)} "
-                f"(threshold {_seconds(s.stuck_after_seconds)})"
-                + ("" if alive else " and no worker is running"),
-                s.oldest_due_at,
-                "see the cluster's failed tasks and the worker logs"
-                if alive
-                else "start `manage.py qcluster`",
-            )
-        )
+        findings.append(_stuck(subject, name, s, alive=any(w.alive for w in workers)))
     return findings
+
+
+def _failing_work(subject: str, name: str, attempts: list[Attempt]) -> list[Finding]:
+    """More than the declared share of the list's last attempts failed: grouped by error kind."""
+    last = attempts[-conf.failing_attempts :]
+    failed = [(at, error) for at, error in last if error is not None]
+    if len(failed) < conf.failing_min_attempts or len(failed) / len(last) <= conf.failing_rate:
+        return []
+    kinds = collections.Counter(error_kind(e) for _, e in failed).most_common()
+    top, n = kinds[0]
+    others = "".join(f", {m} with {k}" for k, m in kinds[1:3])
+    return [
+        Finding(
+            Level.FAILING,
+            subject,
+            f"{name}: {len(failed)} of the last {len(last)} attempts failed, {n} with {top}{others}",
+            failed[0][0],
+            _failing_step(top),
+        )
+    ]
+
+
+def _stuck(subject: str, name: str, s: ListStatus, *, alive: bool) -> Finding:
+    return Finding(
+        Level.FAILING,
+        subject,
+        f"{name}: an item has been due for {_seconds(s.oldest_due_age_seconds)} "
+        f"(threshold {_seconds(s.stuck_after_seconds)})" + ("" if alive else " and no worker is running"),
+        s.oldest_due_at,
+        "see the cluster's failed tasks and the worker logs" if alive else "start `manage.py qcluster`",
+    )
 
 
 def _failing_step(kind: str) -> str:
