@@ -22,6 +22,7 @@ from orders.models import Order
 from tests.conftest import database_url_for_subprocess, requires_postgres
 from todolists.models import TodoItem
 from todolists.operator import todo_item_retry
+from todolists.pause import todo_list_pause, todo_list_resume
 
 ROOT = Path(__file__).resolve().parent.parent
 # The rows a replay rebuilds, without operational columns (claims, surrogate ids, update times).
@@ -63,8 +64,11 @@ def _manage(database: str, *args: str) -> subprocess.CompletedProcess:
 def _every_kind_of_event(seeded: dict[str, str]) -> None:
     """On top of the seeded process (placed, started, issued, failed, confirmed, cancelled, attempt
     failed, parked): an operator retry, a skip, a rebuild that changed a row, and an acknowledged
-    event of a type no app registers."""
+    event of a type no app registers, a list paused and resumed, and one left paused."""
     todo_item_retry(item=TodoItem.objects.get(key=seeded["parked"]), actor="ops")
+    todo_list_pause(list_name="orders_to_cancel", reason="gateway incident", actor="ops")
+    todo_list_resume(list_name="orders_to_cancel", reason="resolved", actor="ops")
+    todo_list_pause(list_name="orders_to_confirm", reason="still paused in the dump", actor="ops")
     # A poison event (written past the append's checks, without its amount), passed by an operator's skip in every
     # projection that reads it: a rebuild from the restored log must skip it the same way.
     poison = Event.objects.create(
@@ -77,7 +81,7 @@ def _every_kind_of_event(seeded: dict[str, str]) -> None:
     )
     projections_catch_up()
     for projection in projections.all():
-        if "OrderPlaced" in projection.handles:
+        if "OrderPlaced" in projection.types:
             projection_skip(
                 name=projection.name, position=poison.position, reason="no amount", actor="ops", force=True
             )
