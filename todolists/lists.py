@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TypeGuard
 
 from eventstore.events import DomainEvent
-from eventstore.projections import Envelope, HandlersByName, Projection, Row, row_projection
+from eventstore.projections import Envelope, HandlersByName, Projection, Row, RowHandler, row_projection
 from eventstore.projections import registry as projection_registry
 from eventstore.registry import Registry
 from todolists.events import TodoAttemptFailed, TodoItemParked, TodoRetryRequested
@@ -32,12 +32,12 @@ def type_names(events: Iterable[type[DomainEvent] | str]) -> tuple[str, ...]:
     return tuple(e if isinstance(e, str) else e.event_type for e in events)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, init=False)
 class TodoList:
     name: str
     title: str
-    opened_by: EventTypes
-    closed_by: EventTypes
+    opened_by: tuple[str, ...]
+    closed_by: tuple[str, ...]
     work: Work
     """The automation, called with a claimed batch: `work(items, deadline=...)` re-reads the
     batch's streams, acts item by item (starting none after `deadline`, a time.monotonic() value)
@@ -48,16 +48,40 @@ class TodoList:
     """The field of the opening and closing events that names the item (e.g. an order id)."""
     stuck_after: datetime.timedelta | None = None
     """An item due for longer than this marks the list stuck; None: TODO_STUCK_AFTER_SECONDS."""
-    records: EventTypes = ()
+    records: tuple[str, ...] = ()
     """Event types the automation (`work`) records, for the process map."""
     story_url_name: str = ""
     """The URL name of the page telling an item's business case's story, reversed with its
     correlation id (e.g. "admin:orders_order_change"); empty: another list's (see the registry)."""
 
-    def __post_init__(self) -> None:
-        # Readers (the runner, the process map, the admin) compare type names.
-        for role in ("opened_by", "closed_by", "records"):
-            object.__setattr__(self, role, type_names(getattr(self, role)))
+    def __init__(
+        self,
+        *,
+        name: str,
+        title: str,
+        opened_by: EventTypes,
+        closed_by: EventTypes,
+        work: Work,
+        key_field: str,
+        stuck_after: datetime.timedelta | None = None,
+        records: EventTypes = (),
+        story_url_name: str = "",
+    ) -> None:
+        # Declared as classes or names; kept as names, which readers (the runner, the process
+        # map, the admin) compare.
+        fields = {
+            "name": name,
+            "title": title,
+            "opened_by": type_names(opened_by),
+            "closed_by": type_names(closed_by),
+            "work": work,
+            "key_field": key_field,
+            "stuck_after": stuck_after,
+            "records": type_names(records),
+            "story_url_name": story_url_name,
+        }
+        for field, value in fields.items():
+            object.__setattr__(self, field, value)
 
     @property
     def projection_name(self) -> str:
@@ -110,8 +134,10 @@ def _projection(todo: TodoList) -> Projection:
         return str(getattr(e.event, todo.key_field))
 
     # A list's opening and closing events are other apps', named by their published type names.
+    by_name: dict[str, RowHandler] = {t: _on_open for t in todo.opened_by}
+    by_name.update({t: _on_close for t in todo.closed_by})
     handlers = HandlersByName(
-        {t: _on_open for t in todo.opened_by} | {t: _on_close for t in todo.closed_by},
+        by_name,
         {TodoAttemptFailed: _on_attempt_failed, TodoItemParked: _on_parked, TodoRetryRequested: _on_retry},
     )
     return row_projection(
