@@ -19,6 +19,7 @@ from django.apps import apps
 from django.db import connection
 from django.utils import timezone
 
+from eventstore.backends.base import column
 from eventstore.events import InvalidEvent
 from payments.conf import conf
 from payments.models import InProcessCharge
@@ -107,7 +108,7 @@ def _insert_new(charge: InProcessCharge) -> bool:
     fields = [f for f in InProcessCharge._meta.concrete_fields if not f.primary_key]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {InProcessCharge._meta.db_table} ({', '.join(f.column for f in fields)})"
+            f"INSERT INTO {InProcessCharge._meta.db_table} ({', '.join(column(f) for f in fields)})"
             f" VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
             [f.get_db_prep_save(getattr(charge, f.attname), connection) for f in fields],
         )

@@ -97,7 +97,9 @@ def todo_lists_as_of(*, position: int) -> list[ListAsOf]:
             while read := log_read(after=key, limit=BATCH):
                 _apply([r for r in read if r.position <= position], wanted, shadow)
                 key = LogKey(read[-1].tx_id, read[-1].position)
-            result = _summary(shadow.objects.exclude(status=TodoItem.Status.DONE).order_by().values(*FIELDS))
+            result = _summary(
+                shadow._default_manager.exclude(status=TodoItem.Status.DONE).order_by().values(*FIELDS)
+            )
         finally:
             shadow_drop(shadow)
             transaction.set_rollback(True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import statistics
+from collections.abc import Sequence
 
 from django.db import connection, models
 from django.db.models import Count, F, Func
@@ -37,7 +38,7 @@ CHART_W, CHART_H, PAD = 300, 84, 4
 @dataclasses.dataclass(frozen=True)
 class Series:
     name: str
-    values: list[float]
+    values: Sequence[float]
     css: str
 
     @property
@@ -145,7 +146,8 @@ def _close_percentiles(since) -> dict[str, tuple[float | None, float | None]]:
         return {r["list_name"]: tuple(r["p"]) for r in rows}
     by_list: dict[str, list[float]] = {}
     for name, opened_at, closed_at in closed.values_list("list_name", "opened_at", "closed_at"):
-        by_list.setdefault(name, []).append((closed_at - opened_at).total_seconds())
+        if closed_at is not None:  # always set on a done item (filtered above)
+            by_list.setdefault(name, []).append((closed_at - opened_at).total_seconds())
     return {name: _p50_p95(v) for name, v in by_list.items()}
 
 

@@ -24,6 +24,7 @@ from django.db.models import DateTimeField, DurationField, ExpressionWrapper, Q,
 from django.db.models.functions import Now
 from django.db.models.sql import UpdateQuery
 
+from eventstore.backends.base import column as field_column
 from todolists.conf import conf
 from todolists.models import TodoItem
 
@@ -64,6 +65,8 @@ def todo_items_claim(
     )
     # One statement: UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING the rows.
     update = TodoItem.objects.filter(pk__in=candidates.values("pk")).query.chain(UpdateQuery)
+    if not isinstance(update, UpdateQuery):  # the stubs type chain() as returning a plain Query
+        raise TypeError(f"expected an UpdateQuery, got {type(update).__name__}")
     update.add_update_values(
         {
             "claimed_by": worker,
@@ -76,7 +79,7 @@ def todo_items_claim(
     with transaction.atomic(), connection.cursor() as cursor:
         sql, params = update.get_compiler(connection.alias).as_sql()
         cursor.execute(
-            f"{sql} RETURNING {', '.join(connection.ops.quote_name(f.column) for f in fields)}", params
+            f"{sql} RETURNING {', '.join(connection.ops.quote_name(field_column(f)) for f in fields)}", params
         )
         rows = cursor.fetchall()
     columns = [f.get_col(TodoItem._meta.db_table) for f in fields]

@@ -261,8 +261,9 @@ def _attempts(since: datetime.datetime) -> dict[str, list[Attempt]]:
     for at, data in failed.values_list("recorded_at", "data"):
         if at >= since:
             per_list[data["list"]].append((at, data["error"]))
-    for name, at in done.values_list("list_name", "closed_at")[:FAILURES_READ]:
-        per_list[name].append((at, None))
+    for name, closed_at in done.values_list("list_name", "closed_at")[:FAILURES_READ]:
+        if closed_at is not None:  # always set on a done item (filtered above)
+            per_list[name].append((closed_at, None))
     return {name: sorted(attempts, key=lambda a: a[0]) for name, attempts in per_list.items()}
 
 
@@ -490,12 +491,12 @@ def _list_findings(s: ListStatus, attempts: list[Attempt], groups, holders, paus
             )
         )
     if s.parked:
-        kinds = ", ".join(f"{g.parked} {g.kind}" for g in groups if g.list_name == s.name and g.parked)
+        parked = ", ".join(f"{g.parked} {g.kind}" for g in groups if g.list_name == s.name and g.parked)
         findings.append(
             Finding(
                 Level.ATTENTION,
                 subject,
-                f"{name}: {s.parked} item(s) parked ({kinds or 'no error recorded'})",
+                f"{name}: {s.parked} item(s) parked ({parked or 'no error recorded'})",
                 s.oldest_parked_at,
                 "retry, park or give up on them from the error groups on the dashboard",
             )
@@ -510,13 +511,14 @@ def _list_findings(s: ListStatus, attempts: list[Attempt], groups, holders, paus
                 "the next claim takes them over; if none comes, start `manage.py qcluster`",
             )
         )
-    if s.stuck and not pause:
+    due_age = s.oldest_due_age_seconds  # set whenever the list is stuck
+    if s.stuck and due_age is not None and not pause:
         alive = any(w.alive for w in workers)
         findings.append(
             Finding(
                 Level.FAILING,
                 subject,
-                f"{name}: an item has been due for {_seconds(s.oldest_due_age_seconds)} "
+                f"{name}: an item has been due for {_seconds(due_age)} "
                 f"(threshold {_seconds(s.stuck_after_seconds)})"
                 + ("" if alive else " and no worker is running"),
                 s.oldest_due_at,
