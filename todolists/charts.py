@@ -18,10 +18,12 @@ import dataclasses
 import datetime
 import statistics
 from collections.abc import Sequence
+from typing import Any
 
 from django.db import connection, models
-from django.db.models import Count, F, Func
+from django.db.models import Count, F, Func, QuerySet
 from django.db.models.functions import TruncHour, TruncMinute
+from django.db.models.functions.datetime import TruncBase
 from django.utils import timezone
 
 from eventstore.models import Event
@@ -101,7 +103,15 @@ def _bucket(at: datetime.datetime, start: datetime.datetime, size: datetime.time
     return int((at - start) / size)
 
 
-def _per_bucket(qs, field: str, trunc, since, start, size, n) -> dict[str, list[int]]:
+def _per_bucket(
+    qs: QuerySet[TodoItem],
+    field: str,
+    trunc: type[TruncBase],
+    since: datetime.datetime,
+    start: datetime.datetime,
+    size: datetime.timedelta,
+    n: int,
+) -> dict[str, list[int]]:
     rows = (
         qs.filter(**{f"{field}__gte": since})
         .order_by()
@@ -139,7 +149,7 @@ def _p50_p95(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.median(values), q[94]
 
 
-def _close_percentiles(since) -> dict[str, tuple[float | None, float | None]]:
+def _close_percentiles(since: datetime.datetime) -> dict[str, tuple[float | None, float | None]]:
     closed = TodoItem.objects.filter(status=TodoItem.Status.DONE, closed_at__gte=since).order_by()
     if connection.vendor == "postgresql":
         rows = closed.values("list_name").annotate(p=_P50P95(_Seconds(F("closed_at") - F("opened_at"))))
@@ -159,7 +169,7 @@ def list_charts(
     now = now or timezone.now()
     # Buckets end at the current one; the last bucket is still filling.
     start = _floor(now, size) - size * (n - 1)
-    opened = _per_bucket(TodoItem.objects, "opened_at", trunc, start, start, size, n)
+    opened = _per_bucket(TodoItem.objects.all(), "opened_at", trunc, start, start, size, n)
     closed = _per_bucket(
         TodoItem.objects.filter(status=TodoItem.Status.DONE), "closed_at", trunc, start, start, size, n
     )
@@ -218,7 +228,9 @@ def _floor(at: datetime.datetime, size: datetime.timedelta) -> datetime.datetime
     return epoch + size * int((at - epoch) / size)
 
 
-def _wait_percentiles(since, failures) -> dict[str, tuple[float | None, float | None]]:
+def _wait_percentiles(
+    since: datetime.datetime, failures: list[tuple[Any, Any, Any, datetime.datetime]]
+) -> dict[str, tuple[float | None, float | None]]:
     """Opened -> first attempt's outcome, for items whose first attempt ended in the window: an
     item closed without a failure, or the record of its first failed attempt."""
     if connection.vendor == "postgresql":

@@ -113,7 +113,7 @@ def _error(message: str, hint: str, n: int) -> checks.Error:
 
 
 @checks.register()
-def todo_settings_valid(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def todo_settings_valid(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:
     """Values that would make the runner spin, never retry, or report every list stuck."""
     errors: list[checks.CheckMessage] = []
     if conf.lease_seconds <= 0:

@@ -18,9 +18,11 @@ import os
 import socket
 import threading
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from django.db import connection, connections, transaction
 from django.db.models import DateTimeField, DurationField, ExpressionWrapper, Q, QuerySet, Value
+from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 from django.db.models.sql import UpdateQuery
 
@@ -35,7 +37,7 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _lease_end() -> ExpressionWrapper:
+def _lease_end() -> ExpressionWrapper[CombinedExpression]:
     # The database's clock, not each machine's: workers on several hosts compare the same time.
     lease = Value(datetime.timedelta(seconds=conf.lease_seconds), output_field=DurationField())
     return ExpressionWrapper(Now() + lease, output_field=DateTimeField())
@@ -91,7 +93,7 @@ def todo_items_claim(
     return sorted(items, key=lambda i: i.opened_position)
 
 
-def _converted(row: tuple, converters: list) -> list:
+def _converted(row: tuple[Any, ...], converters: list[tuple[Any, list[Any]]]) -> list[Any]:
     """The row's values as the ORM would load them (e.g. SQLite's text timestamps as datetimes)."""
     values = []
     for value, (column, fns) in zip(row, converters, strict=True):
@@ -191,7 +193,7 @@ class LeaseHeartbeat:
         finally:
             connections.close_all()  # this thread's own connection
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.interval + 5)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections.abc import Callable, Iterable, Mapping
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 from eventstore.events import DomainEvent
 from eventstore.projections import Envelope, HandlersByName, Projection, Row, RowHandler, row_projection
@@ -128,7 +128,7 @@ registry = TodoListRegistry("TODO list")
 def _projection(todo: TodoList) -> Projection:
     """The list as a row projection over TodoItem, scoped to its own rows (list_name)."""
 
-    def key(e: Envelope) -> str | None:
+    def key(e: Envelope[Any]) -> str | None:
         if e.type in RUNNER_EVENTS:
             return e.event.key if e.event.list == todo.name else None
         return str(getattr(e.event, todo.key_field))
@@ -155,7 +155,7 @@ def _projection(todo: TodoList) -> Projection:
 # --- the handlers every list's projection shares --------------------------------------------------
 
 
-def _on_open(row: Row | None, e: Envelope) -> Row:
+def _on_open(row: Row | None, e: Envelope[Any]) -> Row:
     # A second opening event starts the item afresh.
     return {
         "correlation_id": e.correlation_id,
@@ -172,7 +172,7 @@ def _open(row: Row | None) -> TypeGuard[Row]:
     return row is not None and row["status"] != TodoItem.Status.DONE
 
 
-def _on_close(row: Row | None, e: Envelope) -> Row | None:
+def _on_close(row: Row | None, e: Envelope[Any]) -> Row | None:
     # A closing event for a key with no open item closes nothing (e.g. OrderConfirmed for the
     # cancel list).
     if not _open(row):
@@ -187,14 +187,14 @@ def _on_close(row: Row | None, e: Envelope) -> Row | None:
     }
 
 
-def _on_attempt_failed(row: Row | None, e: Envelope) -> Row | None:
+def _on_attempt_failed(row: Row | None, e: Envelope[Any]) -> Row | None:
     if not _open(row):
         return None
     failed = e.event
     return {**row, "attempts": failed.attempt, "last_error": failed.error, "next_attempt_at": failed.retry_at}
 
 
-def _on_parked(row: Row | None, e: Envelope) -> Row | None:
+def _on_parked(row: Row | None, e: Envelope[Any]) -> Row | None:
     if not _open(row):
         return None
     # The last error stays the work's own; the operator's or runner's reason has its column.
@@ -207,7 +207,7 @@ def _on_parked(row: Row | None, e: Envelope) -> Row | None:
     }
 
 
-def _on_retry(row: Row | None, e: Envelope) -> Row | None:
+def _on_retry(row: Row | None, e: Envelope[Any]) -> Row | None:
     if not _open(row):
         return None
     # Due from the retry on, so "longest due" counts from then, not from the opening.

@@ -10,27 +10,29 @@ it by accident (see README, Operating).
 """
 
 import secrets
+from collections.abc import Iterator
 
 from django.conf import settings
 from django.db.models import Count
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.metrics_core import Metric
 
 from eventstore.models import Event
 from todolists.latency import latency_histograms
 from todolists.lists import RUNNER_EVENTS
 from todolists.models import TodoItem
-from todolists.verdict import Level, process_verdict
+from todolists.verdict import Level, Verdict, process_verdict
 
 COUNTED_EVENTS = sorted(RUNNER_EVENTS)
 
 
 class TodoCollector:
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         verdict = process_verdict()
         projections, lists = verdict.projections, verdict.lists
         yield from self._levels(verdict)
@@ -84,7 +86,7 @@ class TodoCollector:
         yield from self._counters()
         yield from latency_histograms()
 
-    def _levels(self, verdict):
+    def _levels(self, verdict: Verdict) -> Iterator[Metric]:
         doc = "The verdict: 0 ok, 1 attention, 2 failing (todolists/verdict.py)"
         process = GaugeMetricFamily("todo_process_level", doc, value=verdict.level.rank)
         per_list = GaugeMetricFamily("todo_list_level", doc, labels=["list"])
@@ -97,7 +99,7 @@ class TodoCollector:
         workers.add_metric([], len(verdict.live_workers))
         yield from (process, per_list, per_projection, workers)
 
-    def _counters(self):
+    def _counters(self) -> Iterator[Metric]:
         opened = CounterMetricFamily(
             "todo_items_opened", "Items on the list, open or done (one per key)", labels=["list"]
         )
@@ -126,17 +128,18 @@ class TodoCollector:
         yield from (opened, closed, recorded)
 
 
-def _authorized(request) -> bool:
+def _authorized(request: HttpRequest) -> bool:
     token = settings.METRICS_TOKEN
     if not token:
-        return settings.DEBUG
+        debug: bool = settings.DEBUG
+        return debug
     given = request.headers.get("Authorization", "")
     return secrets.compare_digest(given.encode(), f"Bearer {token}".encode())
 
 
 @never_cache
 @require_GET
-def metrics_view(request):
+def metrics_view(request: HttpRequest) -> HttpResponse:
     if not _authorized(request):
         return JsonResponse(
             {

@@ -66,12 +66,13 @@ def todo_lists_nudge(
 def todo_task_enqueue() -> Callable[..., object]:
     """How a task reaches the cluster: the function installed on the app config (TodoListsConfig.
     enqueue: a test's broker), else django-q2's `async_task`."""
-    installed = apps.get_app_config("todolists").enqueue
+    installed: Callable[..., object] | None = apps.get_app_config("todolists").enqueue
     if installed is not None:
         return installed
     from django_q.tasks import async_task
 
-    return async_task
+    enqueue: Callable[..., object] = async_task  # django-q2 ships no types
+    return enqueue
 
 
 _PENDING = PendingNudge._meta.db_table

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+from typing import Any
 
 from django.db.models import Count, F, Max, Min, Q
 from django.db.models.functions import Coalesce
@@ -80,7 +81,7 @@ class ListStatus:
     def state(self) -> str:
         return "paused" if self.paused else "halted" if self.halted else "stuck" if self.stuck else "ok"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         for moment in ("oldest_open_at", "oldest_parked_at", "as_of"):
             d[moment] = d[moment].isoformat() if d[moment] else None

@@ -19,6 +19,8 @@ import dataclasses
 import datetime
 import enum
 import re
+from collections.abc import Iterable
+from typing import Any
 
 from django.db.models import BooleanField, Count, ExpressionWrapper, Min, OuterRef, Subquery
 from django.utils import dateformat, timezone
@@ -48,7 +50,7 @@ class Level(enum.StrEnum):
         return list(Level).index(self)
 
 
-def worst(levels) -> Level:
+def worst(levels: Iterable[Level]) -> Level:
     return max(levels, key=lambda level: level.rank, default=Level.OK)
 
 
@@ -75,7 +77,7 @@ class Finding:
         since = f" since {when(self.since)}" if self.since else ""
         return f"{self.cause}{since}: {self.next_step}"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "level": str(self.level),
             "subject": self.subject,
@@ -168,7 +170,7 @@ class Verdict:
         return sum(s.expired_leases for s in self.lists)
 
     @property
-    def list_rows(self) -> list[dict]:
+    def list_rows(self) -> list[dict[str, Any]]:
         """Per list, for the dashboard: its numbers, findings, pause and error groups."""
         return [
             {
@@ -195,7 +197,7 @@ class Verdict:
     def live_workers(self) -> list[Worker]:
         return [w for w in self.workers if w.alive]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "status": str(self.level),
             "reasons": self.reasons,
@@ -386,7 +388,13 @@ def _due_since(now: datetime.datetime, s: ListStatus) -> datetime.datetime | Non
     )
 
 
-def _worker_findings(now, lists, oldest_unread, workers, pauses) -> list[Finding]:
+def _worker_findings(
+    now: datetime.datetime,
+    lists: list[ListStatus],
+    oldest_unread: dict[str, datetime.datetime | None],
+    workers: list[Worker],
+    pauses: dict[str, Pause],
+) -> list[Finding]:
     """Work waiting (a due item on a running list, or an event a projection has not read) with no
     live worker for longer than TODO_NO_WORKER_AFTER_SECONDS: failing."""
     if any(w.alive for w in workers):
@@ -420,7 +428,12 @@ def _worker_findings(now, lists, oldest_unread, workers, pauses) -> list[Finding
     ]
 
 
-def _projection_findings(now, p: ProjectionStatus, oldest_unread, workers) -> list[Finding]:
+def _projection_findings(
+    now: datetime.datetime,
+    p: ProjectionStatus,
+    oldest_unread: datetime.datetime | None,
+    workers: list[Worker],
+) -> list[Finding]:
     subject = f"projection:{p.name}"
     if p.halted:
         return [
@@ -460,7 +473,14 @@ def _projection_findings(now, p: ProjectionStatus, oldest_unread, workers) -> li
     ]
 
 
-def _list_findings(s: ListStatus, attempts: list[Attempt], groups, holders, pauses, workers) -> list[Finding]:
+def _list_findings(
+    s: ListStatus,
+    attempts: list[Attempt],
+    groups: list[ErrorGroup],
+    holders: list[tuple[str, int, datetime.datetime]],
+    pauses: dict[str, Pause],
+    workers: list[Worker],
+) -> list[Finding]:
     subject = f"list:{s.name}"
     name = s.title or s.name
     findings = []
@@ -536,10 +556,10 @@ def _failing_step(kind: str) -> str:
     return "a bug or bad data: read the item's error, fix and deploy, then retry the parked items"
 
 
-def _log_findings(projections, unregistered) -> list[Finding]:
+def _log_findings(projections: list[ProjectionStatus], unregistered: dict[str, int]) -> list[Finding]:
     findings = []
     held = next((p for p in projections if p.held_back_seconds is not None), None)
-    if held:
+    if held and held.held_back_seconds is not None:
         findings.append(
             Finding(
                 Level.ATTENTION,
