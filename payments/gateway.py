@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from eventstore.backends.base import column
 from eventstore.events import InvalidEvent
+from payments.apps import PaymentsConfig
 from payments.conf import conf
 from payments.models import InProcessCharge
 
@@ -187,9 +188,11 @@ class StripeGateway:
         import stripe
 
         self._stripe = stripe
-        options = {"base_addresses": {"api": api_base}} if api_base else {}
         self._client = stripe.StripeClient(
-            api_key, http_client=stripe.RequestsClient(timeout=timeout), max_network_retries=0, **options
+            api_key,
+            http_client=stripe.RequestsClient(timeout=timeout),
+            max_network_retries=0,
+            base_addresses={"api": api_base} if api_base else None,
         )
 
     def charge(self, *, idempotency_key, order_id, amount, currency, payment_method) -> Charge:
@@ -257,5 +260,7 @@ def gateway_from_settings() -> PaymentGateway:
 def payment_gateway() -> PaymentGateway:
     """The gateway payments charges through: the one installed on the app config (PaymentsConfig.
     gateway: another provider's adapter, a test's fake), else the one the settings name."""
-    installed = apps.get_app_config("payments").gateway
-    return installed if installed is not None else gateway_from_settings()
+    config = apps.get_app_config("payments")
+    if isinstance(config, PaymentsConfig) and config.gateway is not None:
+        return config.gateway
+    return gateway_from_settings()

@@ -134,7 +134,7 @@ class StateFilter(admin.SimpleListFilter):
             since = timezone.now() - datetime.timedelta(hours=1)
             return queryset.filter(status=TodoItem.Status.DONE, closed_at__gte=since)
         default = Q() if self.searching else ~Q(status=TodoItem.Status.DONE)
-        return queryset.filter(self.STATES.get(self.value(), default))
+        return queryset.filter(self.STATES.get(self.value() or "", default))
 
 
 class LeaseFilter(admin.SimpleListFilter):
@@ -172,7 +172,7 @@ class TodoItemAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     search_fields = ["^key", "^correlation_id"]  # a prefix, as the list shows keys cut short
     # The item page: times to the second, and no "next attempt" for a parked item.
-    fields = [
+    readonly_fields = (
         "list_name",
         "key",
         "status",
@@ -188,8 +188,8 @@ class TodoItemAdmin(ReadOnlyAdmin):
         "parked_reason",
         "lease",
         "opening_event",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
     actions = ["retry_now", "park"]
 
     def changelist_view(
@@ -322,12 +322,12 @@ class TodoItemAdmin(ReadOnlyAdmin):
         A refusal shows on the form with its reason; nothing is recorded then."""
         item = self.get_object(request, object_id)
         if item is None or item.list_name not in registry.names() or action not in item_actions.names():
-            gone: HttpResponse = self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-            return gone
+            # Not in django-stubs: Django's own "no such object" redirect (a private ModelAdmin helper).
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined, no-any-return]
         act = item_actions.get(action)
         if not act.applies_to(item):
-            gone: HttpResponse = self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-            return gone
+            # Not in django-stubs: Django's own "no such object" redirect (a private ModelAdmin helper).
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined, no-any-return]
         if not request.user.has_perm(act.permission):
             raise PermissionDenied(f"{act.label} needs the permission {act.permission}")
         form = ReasonForm(request.POST or None)
@@ -455,8 +455,8 @@ class EventWithItemsAdmin(EventAdmin):
         ProjectionEventSkipped per projection. Superusers only, as `projection_skip` needs a shell."""
         event = self.get_object(request, object_id)
         if event is None:
-            gone: HttpResponse = self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-            return gone
+            # Not in django-stubs: Django's own "no such object" redirect (a private ModelAdmin helper).
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined, no-any-return]
         if not request.user.is_superuser:
             raise PermissionDenied(
                 "Skipping an event is for superusers (it changes what every read model holds)."

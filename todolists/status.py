@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import Count, F, Max, Min, Q
@@ -106,7 +107,7 @@ def todo_lists_status(*, projections: list[ProjectionStatus] | None = None) -> l
         .values("list_name")
         .annotate(
             open=Count("pk", filter=not_done),
-            due=Count("pk", filter=TodoItem.due()),
+            due_now=Count("pk", filter=TodoItem.due()),  # not "due": TodoItem.due() is a method
             retrying=Count("pk", filter=open_ & ~TodoItem.due()),
             parked=Count("pk", filter=Q(status=TodoItem.Status.PARKED)),
             done=Count("pk", filter=Q(status=TodoItem.Status.DONE)),
@@ -123,14 +124,14 @@ def todo_lists_status(*, projections: list[ProjectionStatus] | None = None) -> l
     by_projection = {p.name: p for p in (projections if projections is not None else projection_status())}
     result = []
     for todo in registry.all():
-        r = rows.get(todo.name, {})
+        r: Mapping[str, Any] = rows.get(todo.name, {})
         p = by_projection.get(todo.projection_name)
         result.append(
             ListStatus(
                 name=todo.name,
                 title=todo.title,
                 open=r.get("open", 0),
-                due=r.get("due", 0),
+                due=r.get("due_now", 0),
                 retrying=r.get("retrying", 0),
                 parked=r.get("parked", 0),
                 done=r.get("done", 0),
