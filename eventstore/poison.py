@@ -26,5 +26,5 @@ def projections_skip_event(*, position: int, reason: str, actor: str) -> dict[st
         raise SkipRefused("a reason is required: it stays in the log beside the skip")
     names = projections_halted_at(position=position)
     if not names:
-        raise SkipRefused(f"no projection is halted at position {position}")
+        raise SkipRefused(f"no projection is halted at event #{position}; nothing to skip")
     return {name: projection_skip(name=name, position=position, reason=reason, actor=actor) for name in names}

@@ -283,7 +283,7 @@ def test_one_skip_passes_every_projection_halted_on_the_event(admin_client, no_n
 
 def test_projection_skip_without_a_name_skips_for_every_halted_projection(no_nudge, capsys):
     poison = poison_order_placed()
-    with pytest.raises(CommandError, match="no projection is halted at position"):
+    with pytest.raises(CommandError, match="no projection is halted at event #"):
         call_command("projection_skip", "--position", str(poison.position), "--reason", "early")
     with pytest.raises(CommandError):
         call_command("process_todos")
