@@ -3,12 +3,15 @@ backends pass between them."""
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from eventstore.events import DomainEvent, event_decode
 from eventstore.models import Event
+
+T = TypeVar("T", bound=DomainEvent)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -35,6 +38,13 @@ class RecordedEvent:
     def event(self) -> DomainEvent:
         """The typed, upcast event; raises UnknownEventType or InvalidEvent if it cannot be read."""
         return event_decode(self.type, self.data, schema_version=self.schema_version, position=self.position)
+
+    def event_as(self, cls: builtins.type[T]) -> T:
+        """The typed event, known to be a `cls` (e.g. read by its type): a TypeError if it is not."""
+        event = self.event
+        if not isinstance(event, cls):
+            raise TypeError(f"event {self.position} is a {self.type}, not a {cls.__name__}")
+        return event
 
     @property
     def key(self) -> LogKey:

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import connection, models
 
 from eventstore.backends import backend
+from eventstore.backends.base import column, model_field
 from eventstore.catchup import CatchUpResult, ProjectionHalted, apply_batch
 from eventstore.events import ProjectionRebuilt
 from eventstore.models import ProjectionCheckpoint
@@ -42,7 +43,7 @@ _LEVEL_ROUNDS = 20
 class RowDifference:
     kind: str  # "added", "removed" or "changed"
     table: str
-    key: tuple
+    key: tuple[Any, ...]
     columns: tuple[str, ...] = ()
     """The changed columns (for "changed")."""
 
@@ -113,9 +114,13 @@ def shadow_diff(projection: Projection, shadow: dict[type[models.Model], type[mo
     return ShadowDiff(projection.name, added, removed, changed, tuple(rows))
 
 
+# A differing row: its key, and the columns that differ (empty for an added or removed row).
+Difference = tuple[tuple[Any, ...], tuple[str, ...]]
+
+
 def _whole_row_differences(
     table: Table, live: str, shadow: str, scope: Callable[[str], str], params: list[Any]
-) -> dict[str, list[Any]]:
+) -> dict[str, list[Difference]]:
     """A table without a key: rows are compared whole, as sets."""
     columns = ", ".join(connection.ops.quote_name(c) for c in table_columns(table))
     return {
@@ -132,11 +137,11 @@ def _whole_row_differences(
     }
 
 
-def _table_differences(table: Table, rebuilt: type[models.Model]) -> dict[str, list]:
+def _table_differences(table: Table, rebuilt: type[models.Model]) -> dict[str, list[Difference]]:
     q = connection.ops.quote_name
     meta = table.model._meta
     live, shadow = q(meta.db_table), q(rebuilt._meta.db_table)
-    scope_columns = [meta.get_field(c).column for c in table.scope]
+    scope_columns = [column(model_field(table.model, c)) for c in table.scope]
     scope_params = list(table.scope.values())
 
     def scope(alias: str) -> str:
@@ -145,7 +150,7 @@ def _table_differences(table: Table, rebuilt: type[models.Model]) -> dict[str, l
     both_scopes = [*scope_params, *scope_params]
     if not table.key:
         return _whole_row_differences(table, live, shadow, scope, both_scopes)
-    keys = [meta.get_field(k).column for k in table.key if k not in table.scope]
+    keys = [column(model_field(table.model, k)) for k in table.key if k not in table.scope]
     key_list = ", ".join(q(k) for k in keys)
     same_key = " AND ".join(f"s.{q(k)} = l.{q(k)}" for k in keys)
     compared = table_columns(table, include_key=False)
@@ -175,17 +180,17 @@ def _table_differences(table: Table, rebuilt: type[models.Model]) -> dict[str, l
     }
 
 
-def _keys(sql: str, params: list) -> list[tuple[tuple, tuple]]:
+def _keys(sql: str, params: list[Any]) -> list[Difference]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [(tuple(row), ()) for row in cursor.fetchall()]
 
 
-def _changed(sql: str, params: list, n_keys: int, columns: list[str]) -> list[tuple[tuple, tuple]]:
+def _changed(sql: str, params: list[Any], n_keys: int, columns: list[str]) -> list[Difference]:
     n = len(columns)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        result = []
+        result: list[Difference] = []
         for row in cursor.fetchall():
             before, after = row[n_keys : n_keys + n], row[n_keys + n :]
             names = tuple(c for c, b, a in zip(columns, before, after, strict=True) if b != a)

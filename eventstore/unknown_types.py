@@ -20,7 +20,8 @@ class AcknowledgeRefused(ValueError):
 
 
 def acknowledged_types() -> set[str]:
-    return {e.event.type_name for e in log_read(types=[EventTypeAcknowledged.event_type], limit=1_000_000)}
+    events = (e.event for e in log_read(types=[EventTypeAcknowledged.event_type], limit=1_000_000))
+    return {e.type_name for e in events if isinstance(e, EventTypeAcknowledged)}
 
 
 def event_type_acknowledge(*, type_name: str, reason: str, actor: str) -> None:

@@ -176,7 +176,7 @@ def order_confirm(
         raise OrderRejected(f"cannot confirm order {order_id}: it has not been paid", code=Refusal.NOT_PAID)
     event_append(
         stream_id=order_stream(order_id),
-        events=[OrderConfirmed(order_id=order_id, payment_id=issued[-1].event.payment_id)],
+        events=[OrderConfirmed(order_id=order_id, payment_id=issued[-1].event_as(PaymentIssued).payment_id)],
         expected_version=len(events),
         correlation_id=order_id,
         causation_id=str(issued[-1].position),

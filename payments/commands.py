@@ -202,10 +202,18 @@ def _given_up(
             message=f"given up by {actor}: no charge under its key" + (f" ({reason})" if reason else ""),
         )
     [placed] = correlation_read(correlation_id=order_id, types=[OrderPlaced.event_type])
-    order = placed.event
+    order = placed.event_as(OrderPlaced)
     return PaymentIssued(
         order_id=order_id, payment_id=charge.payment_id, amount=order.amount, currency=order.currency
     )
+
+
+def _item_event(e: RecordedEvent) -> TodoItemParked | TodoRetryRequested:
+    """A parking or retry of an item (GIVE_UP_FACTS, less the cancellation)."""
+    event = e.event
+    if not isinstance(event, TodoItemParked | TodoRetryRequested):
+        raise TypeError(f"event {e.position} is a {e.type}, not an item's parking or retry")
+    return event
 
 
 def _still_parked_and_open(order_id: str) -> None:
@@ -213,7 +221,9 @@ def _still_parked_and_open(order_id: str) -> None:
     recorded since this began (a worker may be charging) or a cancellation makes it refuse."""
     case = correlation_read(correlation_id=order_id, types=GIVE_UP_FACTS)
     cancelled = [e for e in case if e.type == OrderCancelled.event_type]
-    last = [e for e in case if e.type != OrderCancelled.event_type and e.event.list == PAYMENTS_LIST][-1:]
+    last = [e for e in case if e.type != OrderCancelled.event_type and _item_event(e).list == PAYMENTS_LIST][
+        -1:
+    ]
     if not last or last[0].type != TodoItemParked.event_type:
         raise GiveUpRefused(
             f"payment of order {order_id} was retried meanwhile; look again", code=Refusal.RETRIED

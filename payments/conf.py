@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
-GATEWAYS = ("inprocess", "stripe")
+GATEWAYS: tuple[str, ...] = ("inprocess", "stripe")
 
 DEFAULTS: dict[str, str | int | float] = {
     "PAYMENT_GATEWAY": "inprocess",  # or "stripe" (the official SDK)
@@ -55,7 +55,7 @@ conf = PaymentSettings()
 
 @checks.register()
 def payment_settings_valid(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    errors = []
+    errors: list[checks.CheckMessage] = []
     if conf.gateway not in GATEWAYS:
         errors.append(
             checks.Error(

@@ -19,7 +19,9 @@ from django.apps import apps
 from django.db import connection
 from django.utils import timezone
 
+from eventstore.backends.base import column
 from eventstore.events import InvalidEvent
+from payments.apps import PaymentsConfig
 from payments.conf import conf
 from payments.models import InProcessCharge
 
@@ -107,7 +109,7 @@ def _insert_new(charge: InProcessCharge) -> bool:
     fields = [f for f in InProcessCharge._meta.concrete_fields if not f.primary_key]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {InProcessCharge._meta.db_table} ({', '.join(f.column for f in fields)})"
+            f"INSERT INTO {InProcessCharge._meta.db_table} ({', '.join(column(f) for f in fields)})"
             f" VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
             [f.get_db_prep_save(getattr(charge, f.attname), connection) for f in fields],
         )
@@ -186,9 +188,11 @@ class StripeGateway:
         import stripe
 
         self._stripe = stripe
-        options = {"base_addresses": {"api": api_base}} if api_base else {}
         self._client = stripe.StripeClient(
-            api_key, http_client=stripe.RequestsClient(timeout=timeout), max_network_retries=0, **options
+            api_key,
+            http_client=stripe.RequestsClient(timeout=timeout),
+            max_network_retries=0,
+            base_addresses={"api": api_base} if api_base else None,
         )
 
     def charge(self, *, idempotency_key, order_id, amount, currency, payment_method) -> Charge:
@@ -256,5 +260,7 @@ def gateway_from_settings() -> PaymentGateway:
 def payment_gateway() -> PaymentGateway:
     """The gateway payments charges through: the one installed on the app config (PaymentsConfig.
     gateway: another provider's adapter, a test's fake), else the one the settings name."""
-    installed = apps.get_app_config("payments").gateway
-    return installed if installed is not None else gateway_from_settings()
+    config = apps.get_app_config("payments")
+    if isinstance(config, PaymentsConfig) and config.gateway is not None:
+        return config.gateway
+    return gateway_from_settings()

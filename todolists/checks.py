@@ -9,7 +9,7 @@ from todolists.lists import registry
 
 
 @checks.register()
-def lists_name_registered_types(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def lists_name_registered_types(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:
     known = registered_types()
     errors: list[checks.CheckMessage] = []
     for todo in registry.all():
@@ -41,7 +41,7 @@ def lists_name_registered_types(app_configs=None, **kwargs) -> list[checks.Check
 
 
 @checks.register()
-def lists_stuck_after_valid(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def lists_stuck_after_valid(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:
     return [
         checks.Error(
             f"TODO list {todo.name!r}: stuck_after is {todo.stuck_after}, below the sweep interval "

@@ -110,7 +110,7 @@ def _create_temporary(model: type[models.Model]) -> None:
 
 
 def _read(todo: TodoList, scratch: type[models.Model], folded: int, position: int, halted: str) -> DryRun:
-    rows = scratch.objects.filter(list_name=todo.name)
+    rows = scratch._default_manager.filter(list_name=todo.name)
     now = timezone.now()
     counts = rows.aggregate(
         open=models.Count("pk", filter=models.Q(status=TodoItem.Status.OPEN)),

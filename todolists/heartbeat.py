@@ -20,6 +20,7 @@ import threading
 from django.conf import settings
 from django.db import connections
 from django.db.models import DateTimeField, ExpressionWrapper, Q, Value
+from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -47,7 +48,7 @@ def worker_heartbeat_beat(*, worker: str, started_at: datetime.datetime) -> None
     WorkerHeartbeat.objects.filter(last_beat_at__lt=_ago(PRUNE_AFTER)).delete()
 
 
-def _ago(delta: datetime.timedelta) -> ExpressionWrapper:
+def _ago(delta: datetime.timedelta) -> ExpressionWrapper[CombinedExpression]:
     return ExpressionWrapper(Now() - Value(delta), output_field=DateTimeField())
 
 
@@ -68,7 +69,7 @@ def _beat_forever(worker: str, started_at: datetime.datetime) -> None:
         stop.wait(conf.heartbeat_seconds)
 
 
-def worker_heartbeat_start(**kwargs) -> None:
+def worker_heartbeat_start(**kwargs: object) -> None:
     """django-q2's post_spawn receiver: start beating for this worker process."""
     threading.Thread(
         target=_beat_forever, args=(worker_id(), timezone.now()), name="worker-heartbeat", daemon=True

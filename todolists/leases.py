@@ -18,12 +18,15 @@ import os
 import socket
 import threading
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from django.db import connection, connections, transaction
 from django.db.models import DateTimeField, DurationField, ExpressionWrapper, Q, QuerySet, Value
+from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 from django.db.models.sql import UpdateQuery
 
+from eventstore.backends.base import column as field_column
 from todolists.conf import conf
 from todolists.models import TodoItem
 
@@ -34,7 +37,7 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _lease_end() -> ExpressionWrapper:
+def _lease_end() -> ExpressionWrapper[CombinedExpression]:
     # The database's clock, not each machine's: workers on several hosts compare the same time.
     lease = Value(datetime.timedelta(seconds=conf.lease_seconds), output_field=DurationField())
     return ExpressionWrapper(Now() + lease, output_field=DateTimeField())
@@ -64,6 +67,8 @@ def todo_items_claim(
     )
     # One statement: UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING the rows.
     update = TodoItem.objects.filter(pk__in=candidates.values("pk")).query.chain(UpdateQuery)
+    if not isinstance(update, UpdateQuery):  # the stubs type chain() as returning a plain Query
+        raise TypeError(f"expected an UpdateQuery, got {type(update).__name__}")
     update.add_update_values(
         {
             "claimed_by": worker,
@@ -76,7 +81,7 @@ def todo_items_claim(
     with transaction.atomic(), connection.cursor() as cursor:
         sql, params = update.get_compiler(connection.alias).as_sql()
         cursor.execute(
-            f"{sql} RETURNING {', '.join(connection.ops.quote_name(f.column) for f in fields)}", params
+            f"{sql} RETURNING {', '.join(connection.ops.quote_name(field_column(f)) for f in fields)}", params
         )
         rows = cursor.fetchall()
     columns = [f.get_col(TodoItem._meta.db_table) for f in fields]
@@ -88,7 +93,7 @@ def todo_items_claim(
     return sorted(items, key=lambda i: i.opened_position)
 
 
-def _converted(row: tuple, converters: list) -> list:
+def _converted(row: tuple[Any, ...], converters: list[tuple[Any, list[Any]]]) -> list[Any]:
     """The row's values as the ORM would load them (e.g. SQLite's text timestamps as datetimes)."""
     values = []
     for value, (column, fns) in zip(row, converters, strict=True):
@@ -188,7 +193,7 @@ class LeaseHeartbeat:
         finally:
             connections.close_all()  # this thread's own connection
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.interval + 5)

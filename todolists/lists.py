@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections.abc import Callable, Iterable, Mapping
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 from eventstore.events import DomainEvent
-from eventstore.projections import Envelope, HandlersByName, Projection, Row, row_projection
+from eventstore.projections import Envelope, HandlersByName, Projection, Row, RowHandler, row_projection
 from eventstore.projections import registry as projection_registry
 from eventstore.registry import Registry
 from todolists.events import TodoAttemptFailed, TodoItemParked, TodoRetryRequested
@@ -32,12 +32,12 @@ def type_names(events: Iterable[type[DomainEvent] | str]) -> tuple[str, ...]:
     return tuple(e if isinstance(e, str) else e.event_type for e in events)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, init=False)
 class TodoList:
     name: str
     title: str
-    opened_by: EventTypes
-    closed_by: EventTypes
+    opened_by: tuple[str, ...]
+    closed_by: tuple[str, ...]
     work: Work
     """The automation, called with a claimed batch: `work(items, deadline=...)` re-reads the
     batch's streams, acts item by item (starting none after `deadline`, a time.monotonic() value)
@@ -48,16 +48,40 @@ class TodoList:
     """The field of the opening and closing events that names the item (e.g. an order id)."""
     stuck_after: datetime.timedelta | None = None
     """An item due for longer than this marks the list stuck; None: TODO_STUCK_AFTER_SECONDS."""
-    records: EventTypes = ()
+    records: tuple[str, ...] = ()
     """Event types the automation (`work`) records, for the process map."""
     story_url_name: str = ""
     """The URL name of the page telling an item's business case's story, reversed with its
     correlation id (e.g. "admin:orders_order_change"); empty: another list's (see the registry)."""
 
-    def __post_init__(self) -> None:
-        # Readers (the runner, the process map, the admin) compare type names.
-        for role in ("opened_by", "closed_by", "records"):
-            object.__setattr__(self, role, type_names(getattr(self, role)))
+    def __init__(
+        self,
+        *,
+        name: str,
+        title: str,
+        opened_by: EventTypes,
+        closed_by: EventTypes,
+        work: Work,
+        key_field: str,
+        stuck_after: datetime.timedelta | None = None,
+        records: EventTypes = (),
+        story_url_name: str = "",
+    ) -> None:
+        # Declared as classes or names; kept as names, which readers (the runner, the process
+        # map, the admin) compare.
+        fields = {
+            "name": name,
+            "title": title,
+            "opened_by": type_names(opened_by),
+            "closed_by": type_names(closed_by),
+            "work": work,
+            "key_field": key_field,
+            "stuck_after": stuck_after,
+            "records": type_names(records),
+            "story_url_name": story_url_name,
+        }
+        for field, value in fields.items():
+            object.__setattr__(self, field, value)
 
     @property
     def projection_name(self) -> str:
@@ -104,14 +128,16 @@ registry = TodoListRegistry("TODO list")
 def _projection(todo: TodoList) -> Projection:
     """The list as a row projection over TodoItem, scoped to its own rows (list_name)."""
 
-    def key(e: Envelope) -> str | None:
+    def key(e: Envelope[Any]) -> str | None:
         if e.type in RUNNER_EVENTS:
             return e.event.key if e.event.list == todo.name else None
         return str(getattr(e.event, todo.key_field))
 
     # A list's opening and closing events are other apps', named by their published type names.
+    by_name: dict[str, RowHandler] = {t: _on_open for t in todo.opened_by}
+    by_name.update({t: _on_close for t in todo.closed_by})
     handlers = HandlersByName(
-        {t: _on_open for t in todo.opened_by} | {t: _on_close for t in todo.closed_by},
+        by_name,
         {TodoAttemptFailed: _on_attempt_failed, TodoItemParked: _on_parked, TodoRetryRequested: _on_retry},
     )
     return row_projection(
@@ -129,7 +155,7 @@ def _projection(todo: TodoList) -> Projection:
 # --- the handlers every list's projection shares --------------------------------------------------
 
 
-def _on_open(row: Row | None, e: Envelope) -> Row:
+def _on_open(row: Row | None, e: Envelope[Any]) -> Row:
     # A second opening event starts the item afresh.
     return {
         "correlation_id": e.correlation_id,
@@ -146,7 +172,7 @@ def _open(row: Row | None) -> TypeGuard[Row]:
     return row is not None and row["status"] != TodoItem.Status.DONE
 
 
-def _on_close(row: Row | None, e: Envelope) -> Row | None:
+def _on_close(row: Row | None, e: Envelope[Any]) -> Row | None:
     # A closing event for a key with no open item closes nothing (e.g. OrderConfirmed for the
     # cancel list).
     if not _open(row):
@@ -161,14 +187,14 @@ def _on_close(row: Row | None, e: Envelope) -> Row | None:
     }
 
 
-def _on_attempt_failed(row: Row | None, e: Envelope) -> Row | None:
+def _on_attempt_failed(row: Row | None, e: Envelope[Any]) -> Row | None:
     if not _open(row):
         return None
     failed = e.event
     return {**row, "attempts": failed.attempt, "last_error": failed.error, "next_attempt_at": failed.retry_at}
 
 
-def _on_parked(row: Row | None, e: Envelope) -> Row | None:
+def _on_parked(row: Row | None, e: Envelope[Any]) -> Row | None:
     if not _open(row):
         return None
     # The last error stays the work's own; the operator's or runner's reason has its column.
@@ -181,7 +207,7 @@ def _on_parked(row: Row | None, e: Envelope) -> Row | None:
     }
 
 
-def _on_retry(row: Row | None, e: Envelope) -> Row | None:
+def _on_retry(row: Row | None, e: Envelope[Any]) -> Row | None:
     if not _open(row):
         return None
     # Due from the retry on, so "longest due" counts from then, not from the opening.

@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from eventstore.store import RecordedEvent, log_visible_below
+from todolists.apps import TodoListsConfig
 from todolists.conf import conf
 from todolists.events import TodoRetryRequested
 from todolists.lists import registry
@@ -66,12 +67,13 @@ def todo_lists_nudge(
 def todo_task_enqueue() -> Callable[..., object]:
     """How a task reaches the cluster: the function installed on the app config (TodoListsConfig.
     enqueue: a test's broker), else django-q2's `async_task`."""
-    installed = apps.get_app_config("todolists").enqueue
-    if installed is not None:
-        return installed
+    config = apps.get_app_config("todolists")
+    if isinstance(config, TodoListsConfig) and config.enqueue is not None:
+        return config.enqueue
     from django_q.tasks import async_task
 
-    return async_task
+    enqueue: Callable[..., object] = async_task  # django-q2 ships no types
+    return enqueue
 
 
 _PENDING = PendingNudge._meta.db_table
@@ -128,6 +130,7 @@ def todo_log_wait_visible(*, trigger: int, seconds: float) -> bool:
 def todo_lists_nudge_after_append(recorded: Sequence[RecordedEvent]) -> None:
     """The append hook (registered in apps.py): nudge the lists these events open, and the list an
     operator's retry reopens. Commands never nudge by hand, so none can forget to."""
-    retried = [e.event.list for e in recorded if e.type == TodoRetryRequested.event_type]
+    events = (e.event for e in recorded if e.type == TodoRetryRequested.event_type)
+    retried = [event.list for event in events if isinstance(event, TodoRetryRequested)]
     trigger = max((e.tx_id for e in recorded), default=0)
     todo_lists_nudge(list_names=retried, event_types={e.type for e in recorded}, trigger=trigger)

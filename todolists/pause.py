@@ -9,6 +9,8 @@ were. The read model `TodoListPause` is what the dashboard and the verdict show.
 
 from __future__ import annotations
 
+from typing import Any
+
 from eventstore.events import DomainEvent, event_type
 from eventstore.models import Event
 from eventstore.projections import Envelope, Row, row_projection
@@ -41,7 +43,7 @@ def list_stream(*, list_name: str) -> str:
     return f"todo-list-{list_name}"
 
 
-def _on_change(row: Row | None, e: Envelope) -> Row:
+def _on_change(row: Row | None, e: Envelope[Any]) -> Row:
     return {
         "paused": e.type == TodoListPaused.event_type,
         "actor": e.actor,

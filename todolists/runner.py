@@ -218,7 +218,8 @@ def _work_claimed(
 def work_deadline() -> float:
     """Half of django-q2's task timeout from now, leaving room for the slowest batch in flight
     (gateway timeouts) and the final catch-up, so a task is never killed halfway."""
-    return time.monotonic() + settings.Q_CLUSTER.get("timeout", 60) / 2
+    timeout: float = settings.Q_CLUSTER.get("timeout", 60)
+    return time.monotonic() + timeout / 2
 
 
 def _work_batch(

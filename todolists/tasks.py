@@ -3,6 +3,7 @@
 import time
 
 from todolists import nudge
+from todolists.lists import registry as todo_lists
 from todolists.runner import todo_lists_work
 
 
@@ -17,7 +18,7 @@ def work_lists(names: list[str] | None = None) -> str:
     started = time.time()
     trigger = nudge.todo_lists_nudge_started(list_names=names)
     if not nudge.todo_log_wait_visible(trigger=trigger, seconds=nudge.VISIBLE_WAIT_SECONDS):
-        lists = names or sorted(nudge.registry.names())
+        lists = names or sorted(todo_lists.names())
         nudge.todo_lists_nudge(list_names=lists, trigger=trigger)
         return f"held back: transaction {trigger} not yet visible; nudge handed on for {', '.join(lists)}"
     results = todo_lists_work(names=names, take_over=True, started=started, follow=True)

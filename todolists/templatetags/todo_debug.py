@@ -1,6 +1,7 @@
 """Small formatting filters for the debug pages: one way to show a time, one way to show an age."""
 
 import datetime
+from typing import Any
 
 from django import template
 from django.template.loader import render_to_string
@@ -52,7 +53,7 @@ def when(value: datetime.datetime | None) -> str:
 
 
 @register.inclusion_tag("admin/todolists/hidden_rows.html")
-def hidden_rows(projection: str, rows: str) -> dict:
+def hidden_rows(projection: str, rows: str) -> dict[str, Any]:
     """`{% hidden_rows "orders" "orders placed" %}`: a banner when the page's projection is halted
     or behind the log; nothing when it is caught up."""
     from todolists.ui.hidden_rows import projections_notices
@@ -61,7 +62,7 @@ def hidden_rows(projection: str, rows: str) -> dict:
 
 
 @register.inclusion_tag("admin/todolists/hidden_rows.html")
-def list_hidden_rows(list_name: str | None) -> dict:
+def list_hidden_rows(list_name: str | None) -> dict[str, Any]:
     """The banner of the item list page: the filtered list's projection, or every list's."""
     from todolists.ui.hidden_rows import list_projection_names, projections_notices
 

@@ -1,14 +1,19 @@
+from __future__ import annotations
+
 import datetime
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, IntegerField, Q, Value, When
+from django.db.models import Case, IntegerField, Model, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce, Now
-from django.http import HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
 
 from eventstore.admin import EventAdmin, ReadOnlyAdmin, pretty_json
@@ -23,6 +28,13 @@ from todolists.ui.item_actions import item_actions
 from todolists.ui.poison import projections_halted_at
 from todolists.ui.timeline import item_timeline
 from todolists.ui.why import todo_item_why
+
+if TYPE_CHECKING:
+    from django.contrib.admin.filters import _ListFilterChoices  # the stubs' name for a choice
+
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:
+    _ModelAdmin = object  # a mixin: the admin it is mixed into is the ModelAdmin
 
 
 def link(url: str, text: object) -> str:
@@ -44,7 +56,7 @@ def log_search_url(correlation_id: str) -> str:
     return f"{reverse('admin:eventstore_event_changelist')}?q={correlation_id}"
 
 
-def seconds(value) -> str:
+def seconds(value: datetime.datetime | None) -> str:
     """A time in a changelist cell or read-only field: the debug pages' one format (see `when`)."""
     return when(value)
 
@@ -64,10 +76,10 @@ class ListFilter(admin.SimpleListFilter):
     title = "list"
     parameter_name = "list_name"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
         return [(t.name, t.title) for t in registry.all()]  # every list, also an empty one
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         return queryset.filter(list_name=self.value()) if self.value() else queryset
 
 
@@ -84,11 +96,17 @@ class StateFilter(admin.SimpleListFilter):
         "all": Q(),
     }
 
-    def __init__(self, request, params, model, model_admin):
+    def __init__(
+        self,
+        request: HttpRequest,
+        params: dict[str, list[str]],
+        model: type[Model],
+        model_admin: admin.ModelAdmin[Any],
+    ) -> None:
         super().__init__(request, params, model, model_admin)
         self.searching = bool(request.GET.get("q"))  # a search for a key finds it in any state
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
         return [
             ("due", "due now"),
             ("retrying", "retrying"),
@@ -98,7 +116,7 @@ class StateFilter(admin.SimpleListFilter):
             ("all", "all"),
         ]
 
-    def choices(self, changelist):
+    def choices(self, changelist: ChangeList) -> Iterator[_ListFilterChoices]:
         yield {
             "selected": self.value() is None,
             "query_string": changelist.get_query_string(remove=[self.parameter_name]),
@@ -111,22 +129,22 @@ class StateFilter(admin.SimpleListFilter):
                 "display": title,
             }
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value() == "done_last_hour":
             since = timezone.now() - datetime.timedelta(hours=1)
             return queryset.filter(status=TodoItem.Status.DONE, closed_at__gte=since)
         default = Q() if self.searching else ~Q(status=TodoItem.Status.DONE)
-        return queryset.filter(self.STATES.get(self.value(), default))
+        return queryset.filter(self.STATES.get(self.value() or "", default))
 
 
 class LeaseFilter(admin.SimpleListFilter):
     title = "lease"
     parameter_name = "lease"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
         return [("held", "held now"), ("expired", "ran out, still claimed")]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value() == "held":
             return queryset.filter(claimed_until__gte=Now())
         if self.value() == "expired":
@@ -154,7 +172,7 @@ class TodoItemAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     search_fields = ["^key", "^correlation_id"]  # a prefix, as the list shows keys cut short
     # The item page: times to the second, and no "next attempt" for a parked item.
-    fields = [
+    readonly_fields = (
         "list_name",
         "key",
         "status",
@@ -170,11 +188,13 @@ class TodoItemAdmin(ReadOnlyAdmin):
         "parked_reason",
         "lease",
         "opening_event",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
     actions = ["retry_now", "park"]
 
-    def changelist_view(self, request, extra_context=None):
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         name = request.GET.get("list_name")
         if name in registry.names():
             todo = registry.get(name)
@@ -182,14 +202,14 @@ class TodoItemAdmin(ReadOnlyAdmin):
             extra_context = {"title": title, "closes_on": todo.closed_by, **(extra_context or {})}
         return super().changelist_view(request, extra_context)
 
-    def get_list_display(self, request):
+    def get_list_display(self, request: HttpRequest) -> list[Any] | tuple[Any, ...]:
         # Filtered to one list, its name and closing events are the same in every row: said once
         # above the table (the width is needed at 1280 px).
         if request.GET.get("list_name") in registry.names():
             return [c for c in self.list_display if c not in ("list_name", "closes_on")]
         return self.list_display
 
-    def get_ordering(self, request):
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
         # Open and parked first, then the longest-due first; done ones last.
         done_last = Case(
             When(status=TodoItem.Status.DONE, then=Value(1)), default=Value(0), output_field=IntegerField()
@@ -244,7 +264,13 @@ class TodoItemAdmin(ReadOnlyAdmin):
     def opening_event(self, obj: TodoItem) -> str:
         return pretty_json(obj.payload)
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         item = self.get_object(request, object_id)
         if item is not None and item.list_name in registry.names():
             why = todo_item_why(item=item)
@@ -258,14 +284,16 @@ class TodoItemAdmin(ReadOnlyAdmin):
             }
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def history_view(self, request, object_id, extra_context=None):
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         # Django's history lists admin edits, and items are never edited: their history is the log.
         item = self.get_object(request, object_id)
         if item is None:
             return super().history_view(request, object_id, extra_context)
         return HttpResponseRedirect(story_url(item.correlation_id or item.key))
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         return [
             path(
                 "<path:object_id>/act/<str:action>/",
@@ -275,7 +303,7 @@ class TodoItemAdmin(ReadOnlyAdmin):
             *super().get_urls(),
         ]
 
-    def buttons(self, request, item: TodoItem) -> list[dict]:
+    def buttons(self, request: HttpRequest, item: TodoItem) -> list[dict[str, Any]]:
         """The item page's buttons: each action that applies to this list, enabled or saying why not."""
         return [
             {
@@ -289,15 +317,17 @@ class TodoItemAdmin(ReadOnlyAdmin):
             if a.applies_to(item)
         ]
 
-    def item_action_view(self, request, object_id: str, action: str):
+    def item_action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
         """Confirm, with a reason, then record: GET shows the form, POST runs the owning app's command.
         A refusal shows on the form with its reason; nothing is recorded then."""
         item = self.get_object(request, object_id)
         if item is None or item.list_name not in registry.names() or action not in item_actions.names():
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            # Not in django-stubs: Django's own "no such object" redirect (a private ModelAdmin helper).
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined, no-any-return]
         act = item_actions.get(action)
         if not act.applies_to(item):
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            # Not in django-stubs: Django's own "no such object" redirect (a private ModelAdmin helper).
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined, no-any-return]
         if not request.user.has_perm(act.permission):
             raise PermissionDenied(f"{act.label} needs the permission {act.permission}")
         form = ReasonForm(request.POST or None)
@@ -333,16 +363,17 @@ class TodoItemAdmin(ReadOnlyAdmin):
         }
         return TemplateResponse(request, "admin/todolists/todoitem/confirm_action.html", context)
 
-    def has_operate_permission(self, request) -> bool:
-        return request.user.has_perm("todolists.operate_todoitem")
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        allowed: bool = request.user.has_perm("todolists.operate_todoitem")
+        return allowed
 
     @admin.action(description="Retry now (records TodoRetryRequested)", permissions=["operate"])
-    def retry_now(self, request, queryset):
+    def retry_now(self, request: HttpRequest, queryset: QuerySet[TodoItem]) -> None:
         actor = request.user.get_username()
         self.act_and_report(request, queryset, lambda item: todo_item_retry(item=item, actor=actor))
 
     @admin.action(description="Park (records TodoItemParked)", permissions=["operate"])
-    def park(self, request, queryset):
+    def park(self, request: HttpRequest, queryset: QuerySet[TodoItem]) -> None:
         actor = request.user.get_username()
 
         self.act_and_report(
@@ -351,7 +382,9 @@ class TodoItemAdmin(ReadOnlyAdmin):
             lambda item: todo_item_park(item=item, reason=f"parked by {actor}", actor=actor),
         )
 
-    def act_and_report(self, request, queryset, command) -> None:
+    def act_and_report(
+        self, request: HttpRequest, queryset: QuerySet[TodoItem], command: Callable[[TodoItem], object]
+    ) -> None:
         recorded = self.record_for_each(request, queryset, command)
         if not recorded:
             return
@@ -380,7 +413,13 @@ class EventWithItemsAdmin(EventAdmin):
     """The event page with links to its business case's story and the items it opened or closed
     (registered here because the event store knows nothing of lists or orders)."""
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         event = self.get_object(request, object_id)
         if event is not None:
             items = TodoItem.objects.filter(Q(opened_position=event.pk) | Q(closed_position=event.pk))
@@ -401,7 +440,7 @@ class EventWithItemsAdmin(EventAdmin):
             }
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         return [
             path(
                 "<path:object_id>/skip/",
@@ -411,12 +450,13 @@ class EventWithItemsAdmin(EventAdmin):
             *super().get_urls(),
         ]
 
-    def skip_view(self, request, object_id: str):
+    def skip_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Skip this event for every projection halted on it: confirm with a reason, then record one
         ProjectionEventSkipped per projection. Superusers only, as `projection_skip` needs a shell."""
         event = self.get_object(request, object_id)
         if event is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            # Not in django-stubs: Django's own "no such object" redirect (a private ModelAdmin helper).
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined, no-any-return]
         if not request.user.is_superuser:
             raise PermissionDenied(
                 "Skipping an event is for superusers (it changes what every read model holds)."
@@ -447,16 +487,16 @@ class EventWithItemsAdmin(EventAdmin):
         return TemplateResponse(request, "admin/eventstore/event/confirm_skip.html", context)
 
 
-class SuperuserWritesOnly:
+class SuperuserWritesOnly(_ModelAdmin):
     """django-q2's schedules and queue run whatever function they name: only superusers may edit them."""
 
-    def has_add_permission(self, request, *args):
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return request.user.is_superuser and super().has_add_permission(request, *args)
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return request.user.is_superuser and super().has_change_permission(request, obj)
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return request.user.is_superuser and super().has_delete_permission(request, obj)
 
 

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Iterable
+from typing import Any
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from eventstore.catchup import skipped_positions
 from eventstore.models import Event
-from eventstore.projections import Batch, Envelope
+from eventstore.projections import Batch, Envelope, Projection
 from eventstore.projections import registry as projections
 from eventstore.record import LogKey
 from eventstore.replay import shadow_create, shadow_drop, shadow_model
-from eventstore.store import log_read
+from eventstore.store import RecordedEvent, log_read
 from todolists.lists import registry as todo_lists
 from todolists.models import TodoItem
 
@@ -37,10 +39,10 @@ class ListAsOf:
     name: str
     open: int
     parked: int
-    items: list[dict]
+    items: list[dict[str, Any]]
     """The items not done: key, status, attempts, opened_position."""
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
@@ -58,8 +60,8 @@ def position_at(moment: str) -> int:
     return last.first() or 0
 
 
-def _summary(rows) -> list[ListAsOf]:
-    by_list: dict[str, list[dict]] = {t.name: [] for t in todo_lists.all()}
+def _summary(rows: Iterable[dict[str, Any]]) -> list[ListAsOf]:
+    by_list: dict[str, list[dict[str, Any]]] = {t.name: [] for t in todo_lists.all()}
     for r in rows:
         by_list.setdefault(r["list_name"], []).append(
             {k: r[k] for k in ("key", "status", "attempts", "opened_position")}
@@ -97,14 +99,20 @@ def todo_lists_as_of(*, position: int) -> list[ListAsOf]:
             while read := log_read(after=key, limit=BATCH):
                 _apply([r for r in read if r.position <= position], wanted, shadow)
                 key = LogKey(read[-1].tx_id, read[-1].position)
-            result = _summary(shadow.objects.exclude(status=TodoItem.Status.DONE).order_by().values(*FIELDS))
+            result = _summary(
+                shadow._default_manager.exclude(status=TodoItem.Status.DONE).order_by().values(*FIELDS)
+            )
         finally:
             shadow_drop(shadow)
             transaction.set_rollback(True)
     return result
 
 
-def _apply(batch, wanted, shadow) -> None:
+def _apply(
+    batch: list[RecordedEvent],
+    wanted: dict[str, tuple[Projection, set[str], set[int]]],
+    shadow: type[models.Model],
+) -> None:
     for projection, types, skipped in wanted.values():
         envelopes = [
             Envelope(event=r.event, recorded=r)

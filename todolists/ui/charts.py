@@ -17,10 +17,13 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import statistics
+from collections.abc import Sequence
+from typing import Any
 
 from django.db import connection, models
-from django.db.models import Count, F, Func
+from django.db.models import Count, F, Func, QuerySet
 from django.db.models.functions import TruncHour, TruncMinute
+from django.db.models.functions.datetime import TruncBase
 from django.utils import timezone
 
 from eventstore.models import Event
@@ -38,7 +41,7 @@ CHART_W, CHART_H, PAD = 300, 84, 4
 @dataclasses.dataclass(frozen=True)
 class Series:
     name: str
-    values: list[float]
+    values: Sequence[float]
     css: str
 
     @property
@@ -101,7 +104,15 @@ def _bucket(at: datetime.datetime, start: datetime.datetime, size: datetime.time
     return int((at - start) / size)
 
 
-def _per_bucket(qs, field: str, trunc, since, start, size, n) -> dict[str, list[int]]:
+def _per_bucket(
+    qs: QuerySet[TodoItem],
+    field: str,
+    trunc: type[TruncBase],
+    since: datetime.datetime,
+    start: datetime.datetime,
+    size: datetime.timedelta,
+    n: int,
+) -> dict[str, list[int]]:
     rows = (
         qs.filter(**{f"{field}__gte": since})
         .order_by()
@@ -139,14 +150,15 @@ def _p50_p95(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.median(values), q[94]
 
 
-def _close_percentiles(since) -> dict[str, tuple[float | None, float | None]]:
+def _close_percentiles(since: datetime.datetime) -> dict[str, tuple[float | None, float | None]]:
     closed = TodoItem.objects.filter(status=TodoItem.Status.DONE, closed_at__gte=since).order_by()
     if connection.vendor == "postgresql":
         rows = closed.values("list_name").annotate(p=_P50P95(_Seconds(F("closed_at") - F("opened_at"))))
         return {r["list_name"]: tuple(r["p"]) for r in rows}
     by_list: dict[str, list[float]] = {}
     for name, opened_at, closed_at in closed.values_list("list_name", "opened_at", "closed_at"):
-        by_list.setdefault(name, []).append((closed_at - opened_at).total_seconds())
+        if closed_at is not None:  # always set on a done item (filtered above)
+            by_list.setdefault(name, []).append((closed_at - opened_at).total_seconds())
     return {name: _p50_p95(v) for name, v in by_list.items()}
 
 
@@ -158,7 +170,7 @@ def list_charts(
     now = now or timezone.now()
     # Buckets end at the current one; the last bucket is still filling.
     start = _floor(now, size) - size * (n - 1)
-    opened = _per_bucket(TodoItem.objects, "opened_at", trunc, start, start, size, n)
+    opened = _per_bucket(TodoItem.objects.all(), "opened_at", trunc, start, start, size, n)
     closed = _per_bucket(
         TodoItem.objects.filter(status=TodoItem.Status.DONE), "closed_at", trunc, start, start, size, n
     )
@@ -226,7 +238,9 @@ def _floor(at: datetime.datetime, size: datetime.timedelta) -> datetime.datetime
     return epoch + size * int((at - epoch) / size)
 
 
-def _wait_percentiles(since, failures) -> dict[str, tuple[float | None, float | None]]:
+def _wait_percentiles(
+    since: datetime.datetime, failures: list[tuple[Any, Any, Any, datetime.datetime]]
+) -> dict[str, tuple[float | None, float | None]]:
     """Opened -> first attempt's outcome, for items whose first attempt ended in the window: an
     item closed without a failure, or the record of its first failed attempt."""
     if connection.vendor == "postgresql":

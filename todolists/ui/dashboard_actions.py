@@ -10,8 +10,10 @@ command line does with shell access, needs a superuser.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import reverse
 
 from eventstore.poison import projections_skip_event
@@ -25,27 +27,27 @@ OPERATE = "todolists.operate_todoitem"
 SHOWN = 10
 
 
-def _post_only(view):
-    def wrapped(request, *args, **kwargs):
+def _post_only(view: Callable[[HttpRequest], None]) -> Callable[[HttpRequest], HttpResponse]:
+    def wrapped(request: HttpRequest) -> HttpResponse:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        view(request, *args, **kwargs)
+        view(request)
         return HttpResponseRedirect(reverse("admin:index"))
 
     wrapped.__name__ = view.__name__
     return wrapped
 
 
-def _refuse(request, text: str) -> None:
+def _refuse(request: HttpRequest, text: str) -> None:
     messages.error(request, f"Refused: {text}")
 
 
-def _no_permission(request, permission: str) -> None:
+def _no_permission(request: HttpRequest, permission: str) -> None:
     _refuse(request, f"{request.user.get_username()} lacks the permission {permission!r} for this action.")
 
 
 @_post_only
-def error_group_action_view(request) -> None:
+def error_group_action_view(request: HttpRequest) -> None:
     list_name, kind = request.POST.get("list_name", ""), request.POST.get("kind", "")
     try:
         action = group_actions.get(request.POST.get("action", ""))
@@ -74,7 +76,7 @@ def error_group_action_view(request) -> None:
 
 
 @_post_only
-def list_pause_view(request) -> None:
+def list_pause_view(request: HttpRequest) -> None:
     if not request.user.has_perm(OPERATE):
         return _no_permission(request, OPERATE)
     list_name, pause = request.POST.get("list_name", ""), request.POST.get("action") == "pause"
@@ -93,7 +95,7 @@ def list_pause_view(request) -> None:
 
 
 @_post_only
-def event_skip_view(request) -> None:
+def event_skip_view(request: HttpRequest) -> None:
     if not request.user.is_superuser:
         return _refuse(
             request, "only a superuser may skip an event (as only a shell may run projection_skip)."

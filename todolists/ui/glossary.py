@@ -1,6 +1,8 @@
 """The words of the debug pages, explained once: shown as tooltips on the column headers and as a
 glossary at the foot of the dashboard."""
 
+from typing import Any
+
 GLOSSARY: dict[str, tuple[str, str]] = {
     # key: (term as shown, what it means)
     "projection": (
@@ -32,7 +34,7 @@ GLOSSARY: dict[str, tuple[str, str]] = {
 }
 
 
-def glossary_context() -> dict:
+def glossary_context() -> dict[str, Any]:
     return {
         "glossary": {key: meaning for key, (_, meaning) in GLOSSARY.items()},
         "glossary_terms": [(term, meaning) for term, meaning in GLOSSARY.values()],

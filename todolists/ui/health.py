@@ -13,7 +13,7 @@ workers, never business data.
 import logging
 
 from django.db import DatabaseError, connection
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 @never_cache
 @require_GET
-def health_view(request):
+def health_view(request: HttpRequest) -> JsonResponse:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -36,7 +36,7 @@ def health_view(request):
 
 @never_cache
 @require_GET
-def process_health_view(request):
+def process_health_view(request: HttpRequest) -> JsonResponse:
     verdict = process_verdict()
     fail_on = Level.ATTENTION if request.GET.get("fail_on") == "attention" else Level.FAILING
     status = 503 if verdict.level.rank >= fail_on.rank else 200

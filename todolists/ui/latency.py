@@ -11,8 +11,10 @@ the first failed attempts and their items' opening times.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from prometheus_client.core import HistogramMetricFamily
 
 from eventstore.models import Event
@@ -30,13 +32,14 @@ def _histogram(name: str, doc: str, rows: dict[str, tuple[list[int], int, float]
     return h
 
 
-def _grouped(qs, end: str) -> dict[str, tuple[list[int], int, float]]:
+def _grouped(qs: QuerySet[TodoItem], end: str) -> dict[str, tuple[list[int], int, float]]:
     """Cumulative bucket counts, count and sum of (end - opened_at) per list, in one query."""
     aggregates = {
         f"le{i}": Count("pk", filter=Q(**{f"{end}__lte": F("opened_at") + datetime.timedelta(seconds=b)}))
         for i, b in enumerate(BUCKETS)
     }
-    rows = (
+    # Read as mappings: the stubs' row type lists only the named annotations, not **aggregates.
+    rows: Iterable[Mapping[str, Any]] = (
         qs.order_by()
         .values("list_name")
         .annotate(n=Count("pk"), s=Sum(F(end) - F("opened_at")), **aggregates)

@@ -40,7 +40,9 @@ def live_snapshot(*, window: str = "hour") -> Snapshot:
     if interval() <= 0:  # no caching (the test suite: each request sees what it just did)
         return compute()
     key = f"todo-live:{window}:{int(time.time() // interval())}"
-    return cache.get_or_set(key, compute, timeout=interval() * 2)
+    snapshot = cache.get_or_set(key, compute, timeout=interval() * 2)
+    # Typed as Any | None: the cache would hand back a stored None, which compute() never returns.
+    return compute() if snapshot is None else snapshot
 
 
 def refresh_every_ms() -> int:

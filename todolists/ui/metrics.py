@@ -10,27 +10,31 @@ it by accident (see README, Operating).
 """
 
 import secrets
+from collections.abc import Iterator
 
 from django.conf import settings
 from django.db.models import Count
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.metrics_core import Metric
 
 from eventstore.models import Event
+from eventstore.projections import ProjectionStatus
 from todolists.lists import RUNNER_EVENTS
 from todolists.models import TodoItem
 from todolists.ui.latency import latency_histograms
-from todolists.ui.verdict import Level, process_verdict
+from todolists.ui.status import ListStatus
+from todolists.ui.verdict import Level, Verdict, process_verdict
 
 COUNTED_EVENTS = sorted(RUNNER_EVENTS)
 
 
 class TodoCollector:
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         verdict = process_verdict()
         yield from self._levels(verdict)
         yield from self._list_gauges(verdict.lists)
@@ -38,7 +42,7 @@ class TodoCollector:
         yield from self._counters()
         yield from latency_histograms()
 
-    def _list_gauges(self, lists):
+    def _list_gauges(self, lists: list[ListStatus]) -> Iterator[Metric]:
         gauges = {
             "open": "Items not done (due, retrying or parked)",
             "due": "Items due now",
@@ -66,7 +70,7 @@ class TodoCollector:
             stuck.add_metric([s.name], int(s.stuck))
         yield from (oldest, due, stuck)
 
-    def _projection_gauges(self, projections):
+    def _projection_gauges(self, projections: list[ProjectionStatus]) -> Iterator[Metric]:
         lag = GaugeMetricFamily(
             "projection_lag_events", "Events in the log the projection has not applied", labels=["projection"]
         )
@@ -90,7 +94,7 @@ class TodoCollector:
             value=max((p.held_back_seconds or 0 for p in projections), default=0),
         )
 
-    def _levels(self, verdict):
+    def _levels(self, verdict: Verdict) -> Iterator[Metric]:
         doc = "The verdict: 0 ok, 1 attention, 2 failing (todolists/ui/verdict.py)"
         process = GaugeMetricFamily("todo_process_level", doc, value=verdict.level.rank)
         per_list = GaugeMetricFamily("todo_list_level", doc, labels=["list"])
@@ -103,7 +107,7 @@ class TodoCollector:
         workers.add_metric([], len(verdict.live_workers))
         yield from (process, per_list, per_projection, workers)
 
-    def _counters(self):
+    def _counters(self) -> Iterator[Metric]:
         opened = CounterMetricFamily(
             "todo_items_opened", "Items on the list, open or done (one per key)", labels=["list"]
         )
@@ -132,17 +136,18 @@ class TodoCollector:
         yield from (opened, closed, recorded)
 
 
-def _authorized(request) -> bool:
+def _authorized(request: HttpRequest) -> bool:
     token = settings.METRICS_TOKEN
     if not token:
-        return settings.DEBUG
+        debug: bool = settings.DEBUG
+        return debug
     given = request.headers.get("Authorization", "")
     return secrets.compare_digest(given.encode(), f"Bearer {token}".encode())
 
 
 @never_cache
 @require_GET
-def metrics_view(request):
+def metrics_view(request: HttpRequest) -> HttpResponse:
     if not _authorized(request):
         return JsonResponse(
             {

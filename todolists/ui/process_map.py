@@ -53,7 +53,8 @@ class Node:
     rank: int = 0
     x: int = 0
     y: int = 0
-    ports: dict = dataclasses.field(default_factory=dict)
+    ports: dict[tuple[tuple[str, str], str], int] = dataclasses.field(default_factory=dict)
+    """Where each edge meets the node: (edge key, \"in\" or \"out\") -> x offset."""
     """(edge key, "in"/"out") -> x offset: arrows spread over the node's edge instead of meeting."""
 
     @property

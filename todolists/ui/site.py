@@ -5,8 +5,12 @@ the index needs numbers from domain functions in its context, and AdminSite.inde
 Django gives for that; the template only lays them out.
 """
 
+from typing import Any
+
 from django.contrib import admin
-from django.urls import path
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, URLResolver, path
 
 from todolists.ui import dashboard_actions
 from todolists.ui.error_groups import group_actions
@@ -23,10 +27,10 @@ class DebugAdminSite(admin.AdminSite):
     # No public site behind the admin: "View site" would be a 404, so the admin shows none.
     site_url = None
 
-    def each_context(self, request):
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
         return {**super().each_context(request), **glossary_context()}
 
-    def index(self, request, extra_context=None):
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
         live = live_context(request)  # the verdict of this interval, computed once for every viewer
         rows = [
             {**row, "actions": group_actions(list_name=row["status"].name)}
@@ -35,7 +39,7 @@ class DebugAdminSite(admin.AdminSite):
         context = {"title": "Dashboard", **live, "list_rows": rows, **(extra_context or {})}
         return super().index(request, context)
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLResolver | URLPattern]:
         return [
             *view_urls(self),
             path(

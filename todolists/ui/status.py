@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import Count, F, Max, Min, Q
@@ -81,7 +82,7 @@ class ListStatus:
     def state(self) -> str:
         return "paused" if self.paused else "halted" if self.halted else "stuck" if self.stuck else "ok"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         for moment in ("oldest_open_at", "oldest_parked_at", "as_of"):
             d[moment] = d[moment].isoformat() if d[moment] else None
@@ -95,7 +96,7 @@ def _age(now: datetime.datetime, since: datetime.datetime | None) -> float | Non
     return round((now - since).total_seconds(), 1) if since else None
 
 
-def _counts(now: datetime.datetime) -> dict[str, dict[str, Any]]:
+def _counts(now: datetime.datetime) -> Mapping[str, Mapping[str, Any]]:
     """Per list name, its items counted by state, in one grouped query."""
     open_ = Q(status=TodoItem.Status.OPEN)
     not_done = ~Q(status=TodoItem.Status.DONE)
@@ -105,7 +106,7 @@ def _counts(now: datetime.datetime) -> dict[str, dict[str, Any]]:
         .values("list_name")
         .annotate(
             open=Count("pk", filter=not_done),
-            due=Count("pk", filter=TodoItem.due()),
+            due_now=Count("pk", filter=TodoItem.due()),  # not "due": TodoItem.due() is a method
             retrying=Count("pk", filter=open_ & ~TodoItem.due()),
             parked=Count("pk", filter=Q(status=TodoItem.Status.PARKED)),
             done=Count("pk", filter=Q(status=TodoItem.Status.DONE)),
@@ -128,14 +129,14 @@ def todo_lists_status(*, projections: list[ProjectionStatus] | None = None) -> l
     by_projection = {p.name: p for p in (projections if projections is not None else projection_status())}
     result = []
     for todo in registry.all():
-        r = rows.get(todo.name, {})
+        r: Mapping[str, Any] = rows.get(todo.name, {})
         p = by_projection.get(todo.projection_name)
         result.append(
             ListStatus(
                 name=todo.name,
                 title=todo.title,
                 open=r.get("open", 0),
-                due=r.get("due", 0),
+                due=r.get("due_now", 0),
                 retrying=r.get("retrying", 0),
                 parked=r.get("parked", 0),
                 done=r.get("done", 0),

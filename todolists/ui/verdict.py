@@ -19,6 +19,8 @@ import dataclasses
 import datetime
 import enum
 import re
+from collections.abc import Iterable
+from typing import Any
 
 from django.db.models import BooleanField, Count, ExpressionWrapper, Min, OuterRef, Subquery
 from django.utils import dateformat, timezone
@@ -48,7 +50,7 @@ class Level(enum.StrEnum):
         return list(Level).index(self)
 
 
-def worst(levels) -> Level:
+def worst(levels: Iterable[Level]) -> Level:
     return max(levels, key=lambda level: level.rank, default=Level.OK)
 
 
@@ -75,7 +77,7 @@ class Finding:
         since = f" since {when(self.since)}" if self.since else ""
         return f"{self.cause}{since}: {self.next_step}"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "level": str(self.level),
             "subject": self.subject,
@@ -168,7 +170,7 @@ class Verdict:
         return sum(s.expired_leases for s in self.lists)
 
     @property
-    def list_rows(self) -> list[dict]:
+    def list_rows(self) -> list[dict[str, Any]]:
         """Per list, for the dashboard: its numbers, findings, pause and error groups."""
         return [
             {
@@ -195,7 +197,7 @@ class Verdict:
     def live_workers(self) -> list[Worker]:
         return [w for w in self.workers if w.alive]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "status": str(self.level),
             "reasons": self.reasons,
@@ -261,8 +263,9 @@ def _attempts(since: datetime.datetime) -> dict[str, list[Attempt]]:
     for at, data in failed.values_list("recorded_at", "data"):
         if at >= since:
             per_list[data["list"]].append((at, data["error"]))
-    for name, at in done.values_list("list_name", "closed_at")[:FAILURES_READ]:
-        per_list[name].append((at, None))
+    for name, closed_at in done.values_list("list_name", "closed_at")[:FAILURES_READ]:
+        if closed_at is not None:  # always set on a done item (filtered above)
+            per_list[name].append((closed_at, None))
     return {name: sorted(attempts, key=lambda a: a[0]) for name, attempts in per_list.items()}
 
 
@@ -390,7 +393,13 @@ def _due_since(now: datetime.datetime, s: ListStatus) -> datetime.datetime | Non
     )
 
 
-def _worker_findings(now, lists, oldest_unread, workers, pauses) -> list[Finding]:
+def _worker_findings(
+    now: datetime.datetime,
+    lists: list[ListStatus],
+    oldest_unread: dict[str, datetime.datetime | None],
+    workers: list[Worker],
+    pauses: dict[str, Pause],
+) -> list[Finding]:
     """Work waiting (a due item on a running list, or an event a projection has not read) with no
     live worker for longer than TODO_NO_WORKER_AFTER_SECONDS: failing."""
     if any(w.alive for w in workers):
@@ -424,7 +433,12 @@ def _worker_findings(now, lists, oldest_unread, workers, pauses) -> list[Finding
     ]
 
 
-def _projection_findings(now, p: ProjectionStatus, oldest_unread, workers) -> list[Finding]:
+def _projection_findings(
+    now: datetime.datetime,
+    p: ProjectionStatus,
+    oldest_unread: datetime.datetime | None,
+    workers: list[Worker],
+) -> list[Finding]:
     subject = f"projection:{p.name}"
     if p.halted:
         return [
@@ -464,7 +478,14 @@ def _projection_findings(now, p: ProjectionStatus, oldest_unread, workers) -> li
     ]
 
 
-def _list_findings(s: ListStatus, attempts: list[Attempt], groups, holders, pauses, workers) -> list[Finding]:
+def _list_findings(
+    s: ListStatus,
+    attempts: list[Attempt],
+    groups: list[ErrorGroup],
+    holders: list[tuple[str, int, datetime.datetime]],
+    pauses: dict[str, Pause],
+    workers: list[Worker],
+) -> list[Finding]:
     subject = f"list:{s.name}"
     name = s.title or s.name
     findings = []
@@ -481,12 +502,12 @@ def _list_findings(s: ListStatus, attempts: list[Attempt], groups, holders, paus
         )
     findings += _failing_work(subject, name, attempts)
     if s.parked:
-        kinds = ", ".join(f"{g.parked} {g.kind}" for g in groups if g.list_name == s.name and g.parked)
+        parked = ", ".join(f"{g.parked} {g.kind}" for g in groups if g.list_name == s.name and g.parked)
         findings.append(
             Finding(
                 Level.ATTENTION,
                 subject,
-                f"{name}: {s.parked} item(s) parked ({kinds or 'no error recorded'})",
+                f"{name}: {s.parked} item(s) parked ({parked or 'no error recorded'})",
                 s.oldest_parked_at,
                 "retry, park or give up on them from the error groups on the dashboard",
             )
@@ -501,8 +522,9 @@ def _list_findings(s: ListStatus, attempts: list[Attempt], groups, holders, paus
                 "the next claim takes them over; if none comes, start `manage.py qcluster`",
             )
         )
-    if s.stuck and not pause:
-        findings.append(_stuck(subject, name, s, alive=any(w.alive for w in workers)))
+    due_age = s.oldest_due_age_seconds  # set whenever the list is stuck
+    if s.stuck and due_age is not None and not pause:
+        findings.append(_stuck(subject, name, s, due_age, alive=any(w.alive for w in workers)))
     return findings
 
 
@@ -526,11 +548,11 @@ def _failing_work(subject: str, name: str, attempts: list[Attempt]) -> list[Find
     ]
 
 
-def _stuck(subject: str, name: str, s: ListStatus, *, alive: bool) -> Finding:
+def _stuck(subject: str, name: str, s: ListStatus, due_age: float, *, alive: bool) -> Finding:
     return Finding(
         Level.FAILING,
         subject,
-        f"{name}: an item has been due for {_seconds(s.oldest_due_age_seconds)} "
+        f"{name}: an item has been due for {_seconds(due_age)} "
         f"(threshold {_seconds(s.stuck_after_seconds)})" + ("" if alive else " and no worker is running"),
         s.oldest_due_at,
         "see the cluster's failed tasks and the worker logs" if alive else "start `manage.py qcluster`",
@@ -543,10 +565,10 @@ def _failing_step(kind: str) -> str:
     return "a bug or bad data: read the item's error, fix and deploy, then retry the parked items"
 
 
-def _log_findings(projections, unregistered) -> list[Finding]:
+def _log_findings(projections: list[ProjectionStatus], unregistered: dict[str, int]) -> list[Finding]:
     findings = []
     held = next((p for p in projections if p.held_back_seconds is not None), None)
-    if held:
+    if held and held.held_back_seconds is not None:
         findings.append(
             Finding(
                 Level.ATTENTION,

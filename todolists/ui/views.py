@@ -5,10 +5,13 @@ template; the admin site (todolists/ui/site.py) wires them under its login."""
 from __future__ import annotations
 
 import datetime
+from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib.admin import AdminSite
+from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 
 from todolists.lists import registry as todo_lists
 from todolists.process import process_steps, unrecorded_event_types
@@ -36,9 +39,10 @@ def process_map_for(verdict: Verdict) -> ProcessMap:
     )
 
 
-def live_context(request, *, regions: str = "todo-dashboard") -> dict:
+def live_context(request: HttpRequest, *, regions: str = "todo-dashboard") -> dict[str, Any]:
     """The cached snapshot of this interval, and what the live refresh needs."""
-    window = request.GET.get("window") if request.GET.get("window") in WINDOWS else "hour"
+    asked = request.GET.get("window", "")
+    window = asked if asked in WINDOWS else "hour"
     snap = live_snapshot(window=window)
     return {
         "dashboard": snap.dashboard,
@@ -52,7 +56,7 @@ def live_context(request, *, regions: str = "todo-dashboard") -> dict:
     }
 
 
-def process_map_view(site, request):
+def process_map_view(site: AdminSite, request: HttpRequest) -> TemplateResponse:
     live = live_context(request, regions="process-picture")
     lists = live["dashboard"].lists
     cards = [{"todo": t, "status": s} for t, s in zip(todo_lists.all(), lists, strict=True)]
@@ -68,7 +72,7 @@ def process_map_view(site, request):
     return TemplateResponse(request, "admin/todolists/process_map.html", context)
 
 
-def search_view(site, request):
+def search_view(site: AdminSite, request: HttpRequest) -> TemplateResponse:
     q = request.GET.get("q", "").strip()
     hits, error, status = [], "", 200
     if q:
@@ -86,7 +90,7 @@ def search_view(site, request):
     return TemplateResponse(request, "admin/todolists/view/search.html", context, status=status)
 
 
-def as_of_view(site, request):
+def as_of_view(site: AdminSite, request: HttpRequest) -> TemplateResponse:
     at = request.GET.get("at", "").strip()
     context = {**site.each_context(request), "title": "A past moment", "as_of_at": at}
     status = 200
@@ -100,7 +104,7 @@ def as_of_view(site, request):
     return TemplateResponse(request, "admin/todolists/view/as_of.html", context, status=status)
 
 
-def view_urls(site) -> list:
+def view_urls(site: AdminSite) -> list[URLPattern]:
     """The URLs of these pages, each behind the admin's login (site.admin_view)."""
     return [
         path("process-map/", site.admin_view(lambda r: process_map_view(site, r)), name="process_map"),

@@ -7,9 +7,12 @@ import dataclasses
 import datetime
 
 from eventstore.store import correlation_read
-from todolists.events import TodoAttemptFailed, TodoItemParked
+from todolists.events import TodoAttemptFailed, TodoItemParked, TodoRetryRequested
 from todolists.lists import RUNNER_EVENTS, registry
 from todolists.models import TodoItem
+
+# The events about one item, read by correlation id (RUNNER_EVENTS); each names its list and key.
+RunnerEvent = (TodoAttemptFailed, TodoItemParked, TodoRetryRequested)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +53,7 @@ def todo_item_why(*, item: TodoItem) -> ItemWhy:
         if e.position < item.opened_position:
             continue  # an earlier life of this item (a second opening starts afresh)
         event = e.event
-        if event.list != item.list_name or event.key != item.key:
+        if not isinstance(event, RunnerEvent) or event.list != item.list_name or event.key != item.key:
             continue  # another list's item of the same business case
         if isinstance(event, TodoAttemptFailed):
             attempts.append(Attempt(e.position, e.recorded_at, event.attempt, event.error, event.retry_at))

@@ -2,6 +2,8 @@
 must run it, not a traceback (the application role may not change the schema; README, "Database
 roles")."""
 
+from typing import Any
+
 from django.core.management.base import CommandError
 from django.core.management.commands.migrate import Command as DjangoMigrate
 from django.db import DatabaseError
@@ -11,7 +13,7 @@ INSUFFICIENT_PRIVILEGE = "42501"
 
 
 class Command(DjangoMigrate):
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> str | None:
         try:
             return super().handle(*args, **options)
         except DatabaseError as exc:

@@ -2,7 +2,7 @@ import concurrent.futures
 import multiprocessing
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypedDict
 
 from django.core.management.base import CommandError, CommandParser
 from django.db import connections
@@ -17,6 +17,14 @@ from eventstore.store import log_head
 
 # A replay's result, or why it was refused.
 Outcome = CheckedReplay | ReplayRefused
+
+
+class ReplayOptions(TypedDict):
+    """The options every replay of one run shares (passed to worker processes)."""
+
+    check: bool
+    accept_differences: bool
+    actor: str
 
 
 class Command(MigratedCommand):
@@ -76,7 +84,11 @@ class Command(MigratedCommand):
         except NotRegistered as exc:
             raise CommandError(str(exc)) from None
         head = log_head()
-        self._options = {"check": check, "accept_differences": accept_differences, "actor": actor}
+        self._options: ReplayOptions = {
+            "check": check,
+            "accept_differences": accept_differences,
+            "actor": actor,
+        }
         halted: list[str] = []
         differing: list[str] = []
         refused: list[str] = []
@@ -152,7 +164,7 @@ class Command(MigratedCommand):
             )
 
 
-def _replay_one(name: str, batch_size: int, options: dict[str, Any]) -> Outcome:
+def _replay_one(name: str, batch_size: int, options: ReplayOptions) -> Outcome:
     try:
         return projection_replay_checked(name=name, batch_size=batch_size, **options)
     except ReplayRefused as exc:

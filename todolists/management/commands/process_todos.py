@@ -1,4 +1,6 @@
-from django.core.management.base import CommandError
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
 
 from eventstore.setup_hint import MigratedCommand
 from eventstore.store import log_head
@@ -13,12 +15,12 @@ class Command(MigratedCommand):
         "nothing is due (or only the list given). Prints worked / succeeded / failed / parked per list."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--list", dest="list_name", default=None, help=f"Only this list ({', '.join(registry.names())})."
         )
 
-    def handle(self, *args, list_name, **options):
+    def handle(self, *args: Any, list_name: str | None, **options: Any) -> None:
         if list_name is not None and list_name not in registry.names():
             raise CommandError(f"Unknown TODO list {list_name!r} (known: {', '.join(registry.names())}).")
         before = log_head()

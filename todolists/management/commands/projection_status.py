@@ -1,9 +1,10 @@
 import json
+from typing import Any
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, CommandParser
 
 from eventstore.setup_hint import MigratedCommand
-from todolists.ui.verdict import Level, process_verdict
+from todolists.ui.verdict import Level, Verdict, process_verdict
 
 
 class Command(MigratedCommand):
@@ -12,10 +13,10 @@ class Command(MigratedCommand):
         "and, if it halted, the error. Exits non-zero, with the reasons, when a projection is failing."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         verdict = process_verdict()
         rows = verdict.projection_rows
         if options["json"]:
@@ -32,7 +33,7 @@ class Command(MigratedCommand):
         if failing:
             raise CommandError("; ".join(failing))
 
-    def _table(self, verdict) -> None:
+    def _table(self, verdict: Verdict) -> None:
         self.stdout.write(f"{'projection':<28} {'checkpoint':>10} {'head':>10} {'lag':>8}  status")
         for row in verdict.projection_rows:
             r = row.status

@@ -1,4 +1,6 @@
-from django.core.management.base import CommandError
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
 
 from eventstore.setup_hint import MigratedCommand
 from todolists.dry_run import DryRunRefused, todo_list_dry_run, todo_list_load
@@ -11,12 +13,12 @@ class Command(MigratedCommand):
         "nothing to the live tables, appends nothing, runs no automation."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "path", metavar="path.to.module:list_object", help="Where the TodoList is declared."
         )
 
-    def handle(self, *args, path, **options):
+    def handle(self, *args: Any, path: str, **options: Any) -> None:
         try:
             run = todo_list_dry_run(todo=todo_list_load(path=path))
         except DryRunRefused as exc:

@@ -1,9 +1,10 @@
 import json
+from typing import Any
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, CommandParser
 
 from eventstore.setup_hint import MigratedCommand
-from todolists.ui.verdict import Level, process_verdict
+from todolists.ui.verdict import Level, Verdict, process_verdict
 
 
 class Command(MigratedCommand):
@@ -13,7 +14,7 @@ class Command(MigratedCommand):
         "and 2 when failing."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--json", action="store_true", help="Print the verdict as JSON instead of a table."
         )
@@ -49,7 +50,7 @@ class Command(MigratedCommand):
             more = f" ... {len(x.items) - 5} more" if len(x.items) > 5 else ""
             self.stdout.write(f"{x.name:<20} {x.open:>6} {x.parked:>6}  {items}{more}")
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         if options["as_of"]:
             return self.as_of(options["as_of"], as_json=options["json"])
         verdict = process_verdict()
@@ -63,7 +64,7 @@ class Command(MigratedCommand):
                 returncode=2 if verdict.level == Level.FAILING else 1,
             )
 
-    def _table(self, verdict) -> None:
+    def _table(self, verdict: Verdict) -> None:
         self.stdout.write(
             f"{'list':<20} {'open':>6} {'due':>6} {'retrying':>8} {'parked':>6} {'done':>7} {'lag':>6}  "
             f"{'oldest open':>11}  level"
