@@ -27,6 +27,20 @@ class ReplayOptions(TypedDict):
     actor: str
 
 
+def _selected(names: list[str], *, batch_size: int, jobs: int) -> list[str]:
+    """The projections to replay, once the options are known to be sound."""
+    if batch_size < 1:
+        raise CommandError("--batch-size must be a positive integer.")
+    if jobs < 1:
+        raise CommandError("--jobs must be a positive integer.")
+    if jobs > 1 and not backend().concurrent_writers:
+        raise CommandError("--jobs needs PostgreSQL: SQLite has one writer at a time.")
+    try:
+        return [registry.get(n).name for n in names] or registry.names()
+    except NotRegistered as exc:
+        raise CommandError(str(exc)) from None
+
+
 class Command(MigratedCommand):
     help = (
         "Rebuild projections (read models and TODO lists) from position 0 of the event log, into "
@@ -73,16 +87,7 @@ class Command(MigratedCommand):
         actor: str,
         **options: Any,
     ) -> None:
-        if batch_size < 1:
-            raise CommandError("--batch-size must be a positive integer.")
-        if jobs < 1:
-            raise CommandError("--jobs must be a positive integer.")
-        if jobs > 1 and not backend().concurrent_writers:
-            raise CommandError("--jobs needs PostgreSQL: SQLite has one writer at a time.")
-        try:
-            selected = [registry.get(n).name for n in names] or registry.names()
-        except NotRegistered as exc:
-            raise CommandError(str(exc)) from None
+        selected = _selected(names, batch_size=batch_size, jobs=jobs)
         head = log_head()
         self._options: ReplayOptions = {
             "check": check,
