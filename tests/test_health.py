@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from eventstore.projections import projection_catch_up
 from tests.factories import PlacedOrderFactory
+from todolists.ui import verdict
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
@@ -249,8 +250,8 @@ def test_every_reason_has_one_line_and_reaches_the_process_verdict(client, healt
     def held_back(**kwargs):
         return [dataclasses.replace(p, held_back_seconds=42.0, held_back_pid=777) for p in real(**kwargs)]
 
-    monkeypatch.setattr("todolists.ui.verdict.projection_status", held_back)
-    monkeypatch.setattr("todolists.ui.verdict.unregistered_events", lambda: {"LegacyThing": 3})
+    monkeypatch.setattr(verdict, "projection_status", held_back)
+    monkeypatch.setattr(verdict, "unregistered_events", lambda: {"LegacyThing": 3})
     body = client.get(reverse("health_process")).json()
     assert body["status"] == "attention"
     assert body["reasons"] == [

@@ -36,11 +36,11 @@ def write_transaction_open() -> Iterator[None]:
 
 
 def test_a_held_back_nudge_waits_for_what_woke_it_and_works_it(
-    settings, monkeypatch, run_in_thread, wait_until
+    settings, monkeypatch, run_in_thread, wait_until, use_broker
 ):
     settings.TODO_NUDGE = True
     enqueued: list = []
-    monkeypatch.setattr("django_q.tasks.async_task", lambda fn, names, **kw: enqueued.append(names))
+    use_broker(lambda fn, names, **kw: enqueued.append(names))
     looked = []
     bound = nudge.log_visible_below
     monkeypatch.setattr(nudge, "log_visible_below", lambda: looked.append(1) or bound())
@@ -57,11 +57,11 @@ def test_a_held_back_nudge_waits_for_what_woke_it_and_works_it(
     assert InProcessCharge.objects.count() == 1
 
 
-def test_a_held_back_nudge_hands_itself_on_at_its_deadline(settings, monkeypatch):
+def test_a_held_back_nudge_hands_itself_on_at_its_deadline(settings, monkeypatch, use_broker):
     settings.TODO_NUDGE = True
-    monkeypatch.setattr("todolists.nudge.VISIBLE_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(nudge, "VISIBLE_WAIT_SECONDS", 0.5)
     enqueued: list = []
-    monkeypatch.setattr("django_q.tasks.async_task", lambda fn, names, **kw: enqueued.append(names))
+    use_broker(lambda fn, names, **kw: enqueued.append(names))
     with write_transaction_open():
         PlacedOrderFactory()
         result = tasks.work_lists([PAYMENTS_LIST])

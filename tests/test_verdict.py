@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import uuid
 
+import django_q.brokers
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -248,7 +249,7 @@ def test_an_unreachable_broker_is_attention_with_the_sweep_as_fallback(healthy_p
     def down():
         raise ConnectionError("redis down")
 
-    monkeypatch.setattr("django_q.brokers.get_broker", down)
+    monkeypatch.setattr(django_q.brokers, "get_broker", down)
     verdict = process_verdict()
     [finding] = verdict.findings_of("broker")
     assert verdict.level == Level.ATTENTION
