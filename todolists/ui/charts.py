@@ -26,6 +26,7 @@ from django.db.models.functions import TruncHour, TruncMinute
 from django.db.models.functions.datetime import TruncBase
 from django.utils import timezone
 
+from eventstore.backends import backend
 from eventstore.models import Event
 from todolists.events import TodoAttemptFailed
 from todolists.models import TodoItem
@@ -152,7 +153,7 @@ def _p50_p95(values: list[float]) -> tuple[float | None, float | None]:
 
 def _close_percentiles(since: datetime.datetime) -> dict[str, tuple[float | None, float | None]]:
     closed = TodoItem.objects.filter(status=TodoItem.Status.DONE, closed_at__gte=since).order_by()
-    if connection.vendor == "postgresql":
+    if backend().percentiles:
         rows = closed.values("list_name").annotate(p=_P50P95(_Seconds(F("closed_at") - F("opened_at"))))
         return {r["list_name"]: tuple(r["p"]) for r in rows}
     by_list: dict[str, list[float]] = {}
@@ -243,7 +244,7 @@ def _wait_percentiles(
 ) -> dict[str, tuple[float | None, float | None]]:
     """Opened -> first attempt's outcome, for items whose first attempt ended in the window: an
     item closed without a failure, or the record of its first failed attempt."""
-    if connection.vendor == "postgresql":
+    if backend().percentiles:
         items, events = TodoItem._meta.db_table, Event._meta.db_table
         sql = f"""
             SELECT list_name, percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY wait)
@@ -253,12 +254,12 @@ def _wait_percentiles(
                 UNION ALL
                 SELECT i.list_name, EXTRACT(EPOCH FROM (e.recorded_at - i.opened_at)) FROM {events} e
                 JOIN {items} i ON i.list_name = e.data->>'list' AND i.key = e.data->>'key'
-                WHERE e.type = 'TodoAttemptFailed' AND e.recorded_at >= %s AND e.data->>'attempt' = '1'
+                WHERE e.type = %s AND e.recorded_at >= %s AND e.data->>'attempt' = '1'
                   AND e.recorded_at >= i.opened_at
             ) w GROUP BY list_name
         """
         with connection.cursor() as cursor:
-            cursor.execute(sql, [TodoItem.Status.DONE, since, since])
+            cursor.execute(sql, [TodoItem.Status.DONE, since, TodoAttemptFailed.event_type, since])
             return {name: tuple(p) for name, p in cursor.fetchall()}
     first_failed = {(name, key): at for name, key, attempt, at in failures if attempt == 1}
     rows = TodoItem.objects.order_by().values_list("list_name", "key", "opened_at", "closed_at", "attempts")
