@@ -87,7 +87,9 @@ def check_contract() -> None:
 
 
 def log_seed(*, orders: int, start: int = 0, chunk: int = 25_000) -> int:
-    """Append the events of `orders` orders numbered from `start`; returns the events written."""
+    """Append the events of `orders` orders numbered from `start`, one every 100 ms, the last one
+    now (the dashboard's charts of the last hour and day then have history to show); returns
+    the events written."""
     from eventstore.models import Event
 
     check_contract()
@@ -100,7 +102,7 @@ def log_seed(*, orders: int, start: int = 0, chunk: int = 25_000) -> int:
             correlation_id, causation_id, actor, recorded_at)
         SELECT s.stream, s.version, s.type, 1, s.data, o.oid, '', 'bench', o.t0 + s.step * interval '1 ms'
         FROM (SELECT i, md5('bench-' || i)::uuid::text AS oid,
-                     now() - interval '2 days' + i * interval '100 ms' AS t0
+                     now() - (%s - i) * interval '100 ms' AS t0
               FROM generate_series(%s, %s) AS i) AS o
         CROSS JOIN LATERAL (VALUES {steps}) AS s(step, stream, version, type, data, keep)
         WHERE s.keep
@@ -110,7 +112,7 @@ def log_seed(*, orders: int, start: int = 0, chunk: int = 25_000) -> int:
     for lo in range(start, start + orders, chunk):
         hi = min(lo + chunk, start + orders) - 1
         with connection.cursor() as cur:  # one short transaction per chunk (autocommit)
-            cur.execute(sql, [lo, hi])
+            cur.execute(sql, [start + orders, lo, hi])
             written += cur.rowcount
     return written
 

@@ -157,6 +157,19 @@ class HandlersByName(Mapping[type[DomainEvent], RowHandler]):
         return len(self._handlers())
 
 
+Change = tuple[Row | None, Row, Envelope[Any]]
+"""One row before and after an event changed it (before: None when the event created it)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Derived:
+    """Tables a row projection also writes from its rows' changes (a rollup of them, say): in the
+    batch's transaction, after the rows, so they move with them and a replay rebuilds them too."""
+
+    tables: tuple[Table, ...]
+    write: Callable[[Batch, Sequence[Change]], None]
+
+
 def row_projection(
     *,
     name: str,
@@ -167,13 +180,15 @@ def row_projection(
     scope: Mapping[str, Any] | None = None,
     operational: tuple[str, ...] = (),
     title: str = "",
+    derived: Derived | None = None,
 ) -> Projection:
     """A read model with one row per key, written a batch at a time in two statements.
 
     `key(envelope)` names the row an event is about (None: not this projection's business).
     `handlers[event class](row, envelope)` gets that row as a dict (None if there is none yet) and
     returns it changed, or None to leave it alone. Rows are loaded with one SELECT, folded in
-    memory in log order, and written back with one INSERT ... ON CONFLICT DO UPDATE.
+    memory in log order, and written back with one INSERT ... ON CONFLICT DO UPDATE. `derived`
+    gets every change of the batch, in log order.
     """
     scope = dict(scope or {})
     fields = [f for f in model._meta.concrete_fields if not (f.primary_key and f.name != key_field)]
@@ -188,13 +203,15 @@ def row_projection(
         updated=[f for f in projected if f != key_field and f not in scope],
         unique=[*scope, key_field],
         operational=operational,
+        derived=derived,
     )
+    own = Table(model=model, key=tuple(folder.unique), scope=scope, operational=operational)
     return Projection(
         name=name,
         title=title,
         handles=handlers,  # its keys, read when used: HandlersByName resolves late
         apply=folder.apply,
-        tables=(Table(model=model, key=tuple(folder.unique), scope=scope, operational=operational),),
+        tables=(own, *(derived.tables if derived else ())),
     )
 
 
@@ -211,6 +228,7 @@ class _RowFolder:
     updated: list[str]
     unique: list[str]
     operational: tuple[str, ...]
+    derived: Derived | None = None
 
     def apply(self, batch: Batch) -> None:
         target = batch.model(self.model)
@@ -224,7 +242,8 @@ class _RowFolder:
                 *self.projected
             )
         }
-        touched = self._fold(rows, keyed)
+        changes: list[Change] = []
+        touched = self._fold(rows, keyed, changes)
         if touched:
             _upsert(
                 target,
@@ -233,10 +252,16 @@ class _RowFolder:
                 updated=self.updated,
                 fresh=self.operational,
             )
+        if self.derived and changes:
+            self.derived.write(batch, changes)
 
-    def _fold(self, rows: dict[Any, Row], keyed: list[tuple[Hashable | None, Envelope[Any]]]) -> set[Any]:
-        """Apply each event's handler to its row, in log order; the keys of the rows changed."""
+    def _fold(
+        self, rows: dict[Any, Row], keyed: list[tuple[Hashable | None, Envelope[Any]]], changes: list[Change]
+    ) -> set[Any]:
+        """Apply each event's handler to its row, in log order; the keys of the rows changed.
+        Each change is added to `changes` when a derived table wants them."""
         touched: set[Any] = set()
+        record = self.derived is not None
         get, scope, key_field = self.handlers.get, self.scope, self.key_field
         for k, envelope in keyed:
             if k is None:
@@ -244,7 +269,10 @@ class _RowFolder:
             handler = get(type(envelope.event))
             changed = handler(rows.get(k), envelope) if handler else None
             if changed is not None:
-                rows[k] = {**changed, **scope, key_field: k}
+                after = {**changed, **scope, key_field: k}
+                if record:
+                    changes.append((rows.get(k), after, envelope))
+                rows[k] = after
                 touched.add(k)
         return touched
 

@@ -18,6 +18,8 @@ from eventstore.events import ProjectionEventSkipped, registered_types
 from eventstore.models import Event, ProjectionCheckpoint
 from eventstore.projection import (
     Batch,
+    Change,
+    Derived,
     Envelope,
     HandlersByName,
     Projection,
@@ -33,6 +35,8 @@ from eventstore.store import event_append, log_head, log_held_back
 __all__ = [
     "Batch",
     "CatchUpResult",
+    "Change",
+    "Derived",
     "Envelope",
     "HandlersByName",
     "Projection",

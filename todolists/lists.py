@@ -18,6 +18,7 @@ from eventstore.projections import registry as projection_registry
 from eventstore.registry import Registry
 from todolists.events import TodoAttemptFailed, TodoItemParked, TodoRetryRequested
 from todolists.models import TodoItem
+from todolists.rollup import rollup_derived
 
 Work = Callable[..., Mapping[str, Exception | None]]
 """work(items: Sequence[TodoItem], *, deadline: float) -> {key: None when done, or the error}."""
@@ -149,6 +150,7 @@ def _projection(todo: TodoList) -> Projection:
         handlers=handlers,
         scope={"list_name": todo.name},
         operational=("id", "claimed_by", "claimed_until", "claimed_at", "task_started_at"),
+        derived=rollup_derived(list_name=todo.name),
     )
 
 

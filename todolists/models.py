@@ -50,6 +50,16 @@ class TodoItem(models.Model):
             # An event's page lists the items it opened or closed.
             models.Index(fields=["opened_position"], name="todo_item_opened_idx"),
             models.Index(fields=["closed_position"], name="todo_item_closed_idx"),
+            # The dashboard and the verdict read the items not done (few) and count the done ones
+            # (most of the table) apart, each from its own index, never the whole table.
+            models.Index(
+                fields=["list_name", "status", "next_attempt_at"],
+                condition=~Q(status="done"),
+                name="todo_item_not_done_idx",
+            ),
+            models.Index(
+                fields=["closed_at", "list_name"], condition=Q(status="done"), name="todo_item_done_at_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -117,3 +127,31 @@ class TodoListPause(models.Model):
 
     def __str__(self) -> str:
         return f"{self.list_name}: {'paused' if self.paused else 'running'}"
+
+
+class TodoListRollup(models.Model):
+    """What happened on a list per minute and per hour: items opened, closed, parked, failed
+    attempts, backoffs begun and ended, and latency histogram buckets. Written by the list's own
+    projection from its items' changes (todolists/rollup.py), so a replay rebuilds it and the
+    charts read a few hundred rows whatever the size of the log."""
+
+    class Period(models.TextChoices):
+        MINUTE = "m", "minute"
+        HOUR = "h", "hour"
+
+    list_name = models.CharField(max_length=100)
+    period = models.CharField(max_length=1, choices=Period.choices)
+    at = models.DateTimeField(help_text="The start of the minute or hour.")
+    measure = models.CharField(max_length=40)
+    n = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["list_name", "period", "at", "measure"], name="todo_rollup_bucket_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["period", "at"], name="todo_rollup_window_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.list_name} {self.at} {self.measure}: {self.n}"

@@ -97,29 +97,38 @@ def _age(now: datetime.datetime, since: datetime.datetime | None) -> float | Non
 
 
 def _counts(now: datetime.datetime) -> Mapping[str, Mapping[str, Any]]:
-    """Per list name, its items counted by state, in one grouped query."""
+    """Per list name, its items counted by state: two grouped queries, one over the items not
+    done and one over the done ones, each on its own partial index (todolists/models.py), so
+    neither reads the other's rows; the done ones are counted from the index alone."""
     open_ = Q(status=TodoItem.Status.OPEN)
-    not_done = ~Q(status=TodoItem.Status.DONE)
-    return {
+    rows: dict[str, dict[str, Any]] = {
         r["list_name"]: r
-        for r in TodoItem.objects.order_by()
+        for r in TodoItem.objects.exclude(status=TodoItem.Status.DONE)
+        .order_by()
         .values("list_name")
         .annotate(
-            open=Count("pk", filter=not_done),
+            open=Count("pk"),
             due_now=Count("pk", filter=TodoItem.due()),  # not "due": TodoItem.due() is a method
             retrying=Count("pk", filter=open_ & ~TodoItem.due()),
             parked=Count("pk", filter=Q(status=TodoItem.Status.PARKED)),
-            done=Count("pk", filter=Q(status=TodoItem.Status.DONE)),
-            done_last_hour=Count(
-                "pk",
-                filter=Q(status=TodoItem.Status.DONE, closed_at__gte=now - datetime.timedelta(hours=1)),
-            ),
             expired_leases=Count("pk", filter=TodoItem.lease_expired()),
-            oldest=Min("opened_at", filter=not_done),
+            oldest=Min("opened_at"),
             oldest_due=Min(Coalesce("next_attempt_at", "opened_at"), filter=TodoItem.due()),
             oldest_parked=Min("parked_at", filter=Q(status=TodoItem.Status.PARKED)),
         )
     }
+    done = (
+        TodoItem.objects.filter(status=TodoItem.Status.DONE)
+        .order_by()
+        .values("list_name")
+        .annotate(
+            done=Count("closed_at"),
+            done_last_hour=Count("closed_at", filter=Q(closed_at__gte=now - datetime.timedelta(hours=1))),
+        )
+    )
+    for r in done:
+        rows.setdefault(r["list_name"], {}).update(r)
+    return rows
 
 
 def todo_lists_status(*, projections: list[ProjectionStatus] | None = None) -> list[ListStatus]:

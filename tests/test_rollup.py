@@ -1,0 +1,65 @@
+"""The lists' rollup (todolists/rollup.py): what the charts read instead of the log, written by the
+lists' own projections, rebuilt by a replay, and balanced so that the levels folded back from now
+start at zero before anything happened."""
+
+import datetime
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from eventstore.projections import projections_catch_up
+from todolists.models import TodoItem, TodoListRollup
+from todolists.operator import todo_item_retry
+from todolists.ui.charts import list_charts
+from todolists.ui.status import todo_lists_status
+
+pytestmark = pytest.mark.django_db
+
+PAY = "payments_to_issue"
+
+
+def charts_of(
+    name: str, *, window: str = "hour", ahead_minutes: int = 3
+) -> dict[str, dict[str, list[float]]]:
+    """Each chart's series of one list, with the window ending a few buckets after now, so the
+    test's events sit inside it whichever minute they fell in."""
+    now = timezone.now() + datetime.timedelta(minutes=ahead_minutes)
+    [lc] = list_charts(window=window, lists=todo_lists_status(), now=now, list_names=[name])
+    return {c.id.removeprefix(f"{name}-"): {s.name: list(s.values) for s in c.series} for c in lc.charts}
+
+
+def rollup_rows() -> list[tuple]:
+    return sorted(TodoListRollup.objects.values_list("list_name", "period", "at", "measure", "n"))
+
+
+def test_the_rollup_counts_what_happened_and_the_levels_fold_back_to_zero(seeded_process):
+    # Seeded on payments_to_issue: 5 opened, 2 closed, 3 failed attempts, 1 parked, 1 retrying
+    # (backoff of an hour), 1 due. Then the parked one is retried: parked 0, due 2.
+    parked = TodoItem.objects.get(list_name=PAY, key=seeded_process["parked"])
+    todo_item_retry(item=parked, actor="ops", reason="gateway back")
+    projections_catch_up()
+    for window in ("hour", "day"):
+        c = charts_of(PAY, window=window)
+        if window == "hour":  # per minute (the day's are per minute too, averaged over each hour)
+            assert (sum(c["throughput"]["opened"]), sum(c["throughput"]["closed"])) == (5, 2)
+        backlog = c["backlog"]
+        assert (backlog["open"][-1], backlog["due"][-1], backlog["parked"][-1]) == (3, 2, 0)
+        # Before the first event every level is zero: every change was counted both ways.
+        assert (backlog["open"][0], backlog["due"][0], backlog["parked"][0]) == (0, 0, 0)
+    minutes = TodoListRollup.objects.filter(list_name=PAY, period="m")
+    counted = {
+        m: sum(minutes.filter(measure=m).values_list("n", flat=True))
+        for m in ("failed", "parked_in", "parked_out")
+    }
+    assert counted == {"failed": 3, "parked_in": 1, "parked_out": 1}
+    [lc] = list_charts(window="hour", lists=todo_lists_status(), list_names=[PAY])
+    assert lc.latency.close_p50 is not None and 0 <= lc.latency.close_p50 <= lc.latency.close_p95 <= 10
+    assert lc.latency.wait_p50 is not None
+
+
+def test_a_replay_rebuilds_the_rollup_as_the_projections_wrote_it(seeded_process):
+    live = rollup_rows()
+    assert {r[0] for r in live} == {PAY, "orders_to_confirm", "orders_to_cancel"}
+    call_command("replay_projections")
+    assert rollup_rows() == live
