@@ -92,3 +92,23 @@ def test_the_item_page_draws_its_timeline_from_the_log(admin_client, seeded_proc
     done = TodoItem.objects.get(list_name="payments_to_issue", key=seeded_process["confirmed"])
     page = admin_client.get(reverse("admin:todolists_todoitem_change", args=[done.pk]))
     assert [m.kind for m in page.context["timeline"].marks] == ["opened", "closed"]
+
+
+def test_a_list_page_shows_its_own_charts_for_the_hour_and_the_day(admin_client, place_orders):
+    place_orders(3, 0)
+    projections_catch_up()
+    url = reverse("admin:todolists_todoitem_changelist")
+    page = admin_client.get(url, {"list_name": "payments_to_issue"})
+    [lc] = page.context["charts"]
+    assert lc.name == "payments_to_issue" and len(page.context["cl"].result_list) == 3
+    backlog = {s.name: s.values for s in lc.charts[0].series}
+    assert (backlog["open"][-1], backlog["due"][-1], backlog["parked"][-1]) == (3, 3, 0)
+    html = page.content.decode()
+    assert 'id="chart-payments_to_issue-throughput"' in html and "chart-orders_to_confirm" not in html
+    assert 'href="?list_name=payments_to_issue&amp;window=day"' in html
+    # The window is the charts' parameter, not a filter of the items (no ?e=1 redirect).
+    day = admin_client.get(url, {"list_name": "payments_to_issue", "window": "day"})
+    assert day.status_code == 200 and len(day.context["cl"].result_list) == 3
+    assert [len(s.values) for s in day.context["charts"][0].charts[0].series] == [24, 24, 24]
+    # Every list's page has them, the list of all items none.
+    assert "charts" not in admin_client.get(url).context

@@ -24,6 +24,7 @@ from todolists.lists import registry
 from todolists.models import TodoItem
 from todolists.operator import todo_item_park, todo_item_retry
 from todolists.templatetags.todo_debug import absolute, when
+from todolists.ui.charts import todo_list_charts, window_of
 from todolists.ui.item_actions import item_actions
 from todolists.ui.poison import projections_halted_at
 from todolists.ui.timeline import item_timeline
@@ -196,10 +197,20 @@ class TodoItemAdmin(ReadOnlyAdmin):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         name = request.GET.get("list_name")
+        # The charts' window is this page's parameter, not a filter of the items.
+        request.GET = request.GET.copy()
+        window = window_of(request.GET.pop("window", [""])[-1])
         if name in registry.names():
             todo = registry.get(name)
             title = f"{todo.title}: {request.GET.get('state') or 'open'} items"
-            extra_context = {"title": title, "closes_on": todo.closed_by, **(extra_context or {})}
+            extra_context = {
+                "title": title,
+                "closes_on": todo.closed_by,
+                "charts": todo_list_charts(list_name=name, window=window),
+                "window": window,
+                "chart_window_query": f"?{request.GET.urlencode()}&" if request.GET else "?",
+                **(extra_context or {}),
+            }
         return super().changelist_view(request, extra_context)
 
     def get_list_display(self, request: HttpRequest) -> list[Any] | tuple[Any, ...]:

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from todolists import rollup
 from todolists.models import TodoListRollup
-from todolists.ui.status import ListStatus
+from todolists.ui.status import ListStatus, todo_lists_status
 
 WINDOWS = {
     "hour": (TodoListRollup.Period.MINUTE, 60),
@@ -174,6 +174,17 @@ def list_charts(
         for s in lists
         if wanted is None or s.name in wanted
     ]
+
+
+def window_of(asked: str | None) -> str:
+    """The window a page asked for (?window=), the last hour unless it named another."""
+    return asked if asked in WINDOWS else "hour"
+
+
+def todo_list_charts(*, list_name: str, window: str) -> list[ListCharts]:
+    """One list's charts for its own page: the lists' present numbers and that list's rollup
+    (a fixed number of queries)."""
+    return list_charts(window=window, lists=todo_lists_status(), list_names=[list_name])
 
 
 def _list_series(s: ListStatus, counts: Counts, n: int, per_minute: float) -> list[Chart]:

@@ -16,7 +16,7 @@ from django.urls import URLPattern, path, reverse
 from todolists.lists import registry as todo_lists
 from todolists.process import process_steps, unrecorded_event_types
 from todolists.ui.as_of import NoSuchMoment, position_at, todo_lists_as_of
-from todolists.ui.charts import WINDOWS
+from todolists.ui.charts import window_of
 from todolists.ui.live import live_snapshot, refresh_every_ms
 from todolists.ui.process_map import ProcessMap, process_map
 from todolists.ui.search import PrefixTooShort, search_prefix
@@ -41,8 +41,7 @@ def process_map_for(verdict: Verdict) -> ProcessMap:
 
 def live_context(request: HttpRequest, *, regions: str = "todo-dashboard") -> dict[str, Any]:
     """The cached snapshot of this interval, and what the live refresh needs."""
-    asked = request.GET.get("window", "")
-    window = asked if asked in WINDOWS else "hour"
+    window = window_of(request.GET.get("window"))
     snap = live_snapshot(window=window)
     return {
         "dashboard": snap.dashboard,
