@@ -91,6 +91,19 @@ def rollup_from_items() -> int:
     return len(counts)
 
 
+def vacuum_analyze() -> None:
+    """What autovacuum does soon after a bulk load: the planner's statistics, and the visibility
+    map that lets a count be read from an index alone. Measured without it, a render pays for
+    a table nobody has looked at yet."""
+    from django.db import connection
+
+    from todolists.models import TodoItem, TodoListRollup
+
+    with connection.cursor() as cursor:
+        for model in (TodoItem, TodoListRollup):
+            cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
+
+
 def checkpoints_to_head(head: int) -> None:
     from eventstore.models import ProjectionCheckpoint
     from eventstore.projections import registry
@@ -118,6 +131,7 @@ def run(*, url: str, quick: bool, **_) -> list[Row]:
         written = items_from_log(wanted=wanted)
         buckets = rollup_from_items()
         checkpoints_to_head(head)
+        vacuum_analyze()
         how = (f"{written} items written from the log's events, and {buckets} rollup rows from the items"
                " (projections not replayed), checkpoints at head")  # fmt: skip
     items = TodoItem.objects.count()

@@ -130,6 +130,33 @@ def test_the_charts_show_the_burst_the_test_created(viewer, place_orders, width,
     assert len(series(page, "payments_to_issue-throughput", "opened")) == 24
 
 
+@pytest.mark.parametrize(("width", "scheme"), SIZES)
+def test_a_list_page_charts_the_burst_the_test_created(viewer, place_orders, width, scheme):
+    page = viewer
+    page.set_viewport_size({"width": width, "height": 900})
+    page.emulate_media(color_scheme=scheme)
+    place_orders(12, 0)  # a burst on payments_to_issue, nothing on the other lists
+    projections_catch_up()
+    page.goto(f"{page.base_url}/admin/todolists/todoitem/?list_name=payments_to_issue")
+    page.wait_for_selector("#charts")
+    assert page.locator("#charts .chart-list").evaluate_all("ls => ls.map(l => l.dataset.list)") == [
+        "payments_to_issue"
+    ]
+    opened = series(page, "payments_to_issue-throughput", "opened")
+    assert len(opened) == 60 and sum(opened[-2:]) == 12  # the burst may straddle a minute
+    assert [series(page, "payments_to_issue-backlog", s)[-1] for s in ("open", "due", "parked")] == [12, 12, 0]
+    # Drawn, not only listed: the open line rises to the top of its chart at the burst.
+    line = page.locator('#chart-payments_to_issue-backlog polyline[data-series="open"]').bounding_box()
+    assert line["height"] > 40
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.locator("#charts").scroll_into_view_if_needed()
+    page.screenshot(path=str(page.shots / f"list-charts-{width}-{scheme}.png"), full_page=True)
+    page.click("#charts .chart-window a")  # the last day, by hour, still this list's items
+    page.wait_for_url("**window=day**")
+    assert len(series(page, "payments_to_issue-throughput", "opened")) == 24
+    assert page.locator("#result_list tbody tr").count() == 12
+
+
 def test_the_dashboard_updates_a_changed_count_without_a_reload(viewer, place_orders, settings, wait_until):
     settings.TODO_LIVE_INTERVAL_SECONDS = 1
     page = viewer
