@@ -33,18 +33,37 @@ def rollup_rows() -> list[tuple]:
     return sorted(TodoListRollup.objects.values_list("list_name", "period", "at", "measure", "n"))
 
 
+def assert_balanced() -> None:
+    """Every list's counts over all time add up to its levels now: each item that entered a state
+    (open, parked, in a backoff) was counted, and so was each one that left it."""
+    now = timezone.now()
+
+    def total(name: str, measure: str, **lookups) -> int:
+        rows = TodoListRollup.objects.filter(list_name=name, period="m", measure=measure, **lookups)
+        return sum(rows.values_list("n", flat=True))
+
+    for s in todo_lists_status():
+        assert total(s.name, "opened") - total(s.name, "closed") == s.open
+        assert total(s.name, "parked_in") - total(s.name, "parked_out") == s.parked
+        # A backoff's end is counted at its retry_at: those still ahead are the items retrying now.
+        assert total(s.name, "backoff_in") - total(s.name, "backoff_out", at__lte=now) == s.retrying
+
+
 def test_the_rollup_counts_what_happened_and_the_levels_fold_back_to_zero(seeded_process):
     # Seeded on payments_to_issue: 5 opened, 2 closed, 3 failed attempts, 1 parked, 1 retrying
-    # (backoff of an hour), 1 due. Then the parked one is retried: parked 0, due 2.
-    parked = TodoItem.objects.get(list_name=PAY, key=seeded_process["parked"])
-    todo_item_retry(item=parked, actor="ops", reason="gateway back")
+    # (backoff of an hour), 1 due. Then the parked and the retrying ones are retried: due 3.
+    assert_balanced()
+    for which in ("parked", "retrying"):
+        item = TodoItem.objects.get(list_name=PAY, key=seeded_process[which])
+        todo_item_retry(item=item, actor="ops", reason="gateway back")
     projections_catch_up()
+    assert_balanced()
     for window in ("hour", "day"):
         c = charts_of(PAY, window=window)
         if window == "hour":  # per minute (the day's are per minute too, averaged over each hour)
             assert (sum(c["throughput"]["opened"]), sum(c["throughput"]["closed"])) == (5, 2)
         backlog = c["backlog"]
-        assert (backlog["open"][-1], backlog["due"][-1], backlog["parked"][-1]) == (3, 2, 0)
+        assert (backlog["open"][-1], backlog["due"][-1], backlog["parked"][-1]) == (3, 3, 0)
         # Before the first event every level is zero: every change was counted both ways.
         assert (backlog["open"][0], backlog["due"][0], backlog["parked"][0]) == (0, 0, 0)
     minutes = TodoListRollup.objects.filter(list_name=PAY, period="m")
