@@ -144,7 +144,11 @@ def test_a_list_page_charts_the_burst_the_test_created(viewer, place_orders, wid
     ]
     opened = series(page, "payments_to_issue-throughput", "opened")
     assert len(opened) == 60 and sum(opened[-2:]) == 12  # the burst may straddle a minute
-    assert [series(page, "payments_to_issue-backlog", s)[-1] for s in ("open", "due", "parked")] == [12, 12, 0]
+    assert [series(page, "payments_to_issue-backlog", s)[-1] for s in ("open", "due", "parked")] == [
+        12,
+        12,
+        0,
+    ]
     # Drawn, not only listed: the open line rises to the top of its chart at the burst.
     line = page.locator('#chart-payments_to_issue-backlog polyline[data-series="open"]').bounding_box()
     assert line["height"] > 40

@@ -20,7 +20,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connection
+from django.db.models import Model
 
+from eventstore.backends.base import model_field
 from eventstore.projections import Batch, Change, Derived, Table
 from todolists.events import TodoAttemptFailed
 from todolists.models import TodoItem, TodoListRollup
@@ -103,7 +105,7 @@ def rollup_derived(*, list_name: str) -> Derived:
     return Derived(tables=(table,), write=write)
 
 
-def rollup_write(*, model: type[TodoListRollup], list_name: str, changes: Sequence[Change]) -> None:
+def rollup_write(*, model: type[Model], list_name: str, changes: Sequence[Change]) -> None:
     """Add the changes' counts to the rollup: one INSERT ... ON CONFLICT that adds to the buckets."""
     totals: collections.Counter[tuple[str, datetime.datetime, str]] = collections.Counter()
     for change in changes:
@@ -114,10 +116,10 @@ def rollup_write(*, model: type[TodoListRollup], list_name: str, changes: Sequen
     if not rows:
         return
     q = connection.ops.quote_name
-    at_field = model._meta.get_field("at")
+    at_field = model_field(model, "at")
     params: list[Any] = []
-    for (period, at, measure), n in rows:
-        params += [list_name, period, at_field.get_db_prep_save(at, connection), measure, n]
+    for (kind, at, measure), n in rows:
+        params += [list_name, kind, at_field.get_db_prep_save(at, connection), measure, n]
     table = q(model._meta.db_table)
     values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
     with connection.cursor() as cursor:

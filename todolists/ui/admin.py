@@ -198,8 +198,9 @@ class TodoItemAdmin(ReadOnlyAdmin):
     ) -> HttpResponse:
         name = request.GET.get("list_name")
         # The charts' window is this page's parameter, not a filter of the items.
-        request.GET = request.GET.copy()
-        window = window_of(request.GET.pop("window", [""])[-1])
+        query = request.GET.copy()
+        window = window_of(query.pop("window", [""])[-1])
+        request.GET = query  # type: ignore[assignment]  # django-stubs types GET as immutable
         if name in registry.names():
             todo = registry.get(name)
             title = f"{todo.title}: {request.GET.get('state') or 'open'} items"

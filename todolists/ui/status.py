@@ -102,7 +102,7 @@ def _counts(now: datetime.datetime) -> Mapping[str, Mapping[str, Any]]:
     neither reads the other's rows; the done ones are counted from the index alone."""
     open_ = Q(status=TodoItem.Status.OPEN)
     rows: dict[str, dict[str, Any]] = {
-        r["list_name"]: r
+        r["list_name"]: dict(r)
         for r in TodoItem.objects.exclude(status=TodoItem.Status.DONE)
         .order_by()
         .values("list_name")
