@@ -80,14 +80,18 @@ def todo_list_dry_run(*, todo: TodoList, batch_size: int = 5000) -> DryRun:
     """What `todo` would hold if it were registered now: the log folded through its projection
     into a temporary table, read, and rolled back."""
     projection = _projection(todo)
-    scratch = shadow_model(TodoItem, f"dry-run:{todo.name}")
+    # A scratch copy of every table the list writes (its items and its rollup), so nothing live
+    # is written, not even inside the transaction that is rolled back.
+    scratches = {t.model: shadow_model(t.model, f"dry-run:{todo.name}") for t in projection.tables}
+    scratch = scratches[TodoItem]
     try:
         with transaction.atomic():
-            _create_temporary(scratch)
+            for model in scratches.values():
+                _create_temporary(model)
             key, folded, halted = LogKey(), 0, ""
             try:
                 while True:
-                    step = apply_batch(projection, key, batch_size, set(), {TodoItem: scratch})
+                    step = apply_batch(projection, key, batch_size, set(), scratches)
                     key, folded = step.key, folded + step.applied
                     if step.done:
                         break

@@ -88,22 +88,25 @@ def todo_lists_now() -> list[ListAsOf]:
 def todo_lists_as_of(*, position: int) -> list[ListAsOf]:
     if position < 0:
         raise NoSuchMoment("a log position is 0 or more")
-    lists = todo_lists.all()
-    shadow = shadow_model(TodoItem, "as-of")
+    lists = [projections.get(t.projection_name) for t in todo_lists.all()]
+    # A shadow of every table the lists write (their items and their rollup): none is live.
+    shadows = {t.model: shadow_model(t.model, "as-of") for p in lists for t in p.tables}
+    shadow = shadows[TodoItem]
     with transaction.atomic():
-        shadow_create(shadow)
+        for model in shadows.values():
+            shadow_create(model)
         try:
-            wanted = {p.name: (p, set(p.types), skipped_positions(name=p.name)) for p in
-                      (projections.get(t.projection_name) for t in lists)}  # fmt: skip
+            wanted = {p.name: (p, set(p.types), skipped_positions(name=p.name)) for p in lists}
             key = LogKey()
             while read := log_read(after=key, limit=BATCH):
-                _apply([r for r in read if r.position <= position], wanted, shadow)
+                _apply([r for r in read if r.position <= position], wanted, shadows)
                 key = LogKey(read[-1].tx_id, read[-1].position)
             result = _summary(
                 shadow._default_manager.exclude(status=TodoItem.Status.DONE).order_by().values(*FIELDS)
             )
         finally:
-            shadow_drop(shadow)
+            for model in shadows.values():
+                shadow_drop(model)
             transaction.set_rollback(True)
     return result
 
@@ -111,7 +114,7 @@ def todo_lists_as_of(*, position: int) -> list[ListAsOf]:
 def _apply(
     batch: list[RecordedEvent],
     wanted: dict[str, tuple[Projection, set[str], set[int]]],
-    shadow: type[models.Model],
+    shadows: dict[type[models.Model], type[models.Model]],
 ) -> None:
     for projection, types, skipped in wanted.values():
         envelopes = [
@@ -120,4 +123,4 @@ def _apply(
             if r.type in types and r.position not in skipped
         ]
         if envelopes:
-            projection.apply(Batch(envelopes, {TodoItem: shadow}))
+            projection.apply(Batch(envelopes, shadows))
