@@ -83,6 +83,7 @@ def rollup_from_items() -> int:
         for measure, at in measures:
             for period, size in rollup.PERIODS.items():
                 counts[(name, period, rollup.floor(at, size), measure)] += 1
+            counts[(name, TodoListRollup.Period.TOTAL, rollup.EPOCH, measure)] += 1
     TodoListRollup.objects.all().delete()
     TodoListRollup.objects.bulk_create(
         (TodoListRollup(list_name=k[0], period=k[1], at=k[2], measure=k[3], n=n) for k, n in counts.items()),

@@ -47,6 +47,11 @@ def assert_balanced() -> None:
         assert total(s.name, "parked_in") - total(s.name, "parked_out") == s.parked
         # A backoff's end is counted at its retry_at: those still ahead are the items retrying now.
         assert total(s.name, "backoff_in") - total(s.name, "backoff_out", at__lte=now) == s.retrying
+        # The all-time totals are the minutes' sums, and the done count read from them is exact.
+        for measure in ("opened", "closed", "reopened", "failed", "parked_in", "backoff_in"):
+            all_time = TodoListRollup.objects.filter(list_name=s.name, period="t", measure=measure)
+            assert sum(all_time.values_list("n", flat=True)) == total(s.name, measure)
+        assert s.done == TodoItem.objects.filter(list_name=s.name, status="done").count()
 
 
 def test_the_rollup_counts_what_happened_and_the_levels_fold_back_to_zero(seeded_process):

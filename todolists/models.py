@@ -138,6 +138,8 @@ class TodoListRollup(models.Model):
     class Period(models.TextChoices):
         MINUTE = "m", "minute"
         HOUR = "h", "hour"
+        TOTAL = "t", "all time"
+        """One row per list and measure, `at` 2000-01-01: the counts since the log began."""
 
     list_name = models.CharField(max_length=100)
     period = models.CharField(max_length=1, choices=Period.choices)

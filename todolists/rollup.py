@@ -2,8 +2,9 @@
 
 Each list's projection (todolists/lists.py) hands every change of its rows to `rollup_write`,
 which counts, at the event's own recorded_at, what the change did to the item: opened, closed,
-parked, unparked, a failed attempt, a backoff begun or ended, and the wait before the first attempt
-and the time to close as histogram buckets. The counts are added to TodoListRollup in one
+parked, unparked, reopened, a failed attempt, a backoff begun or ended, and the wait before the
+first attempt and the time to close as histogram buckets; per minute, per hour, and in all-time
+totals (from which the dashboard reads how many items are done without counting them). The counts are added to TodoListRollup in one
 statement per batch, in the batch's transaction, so the rollup is as far along the log as the
 items, and `replay_projections` rebuilds it with them. Levels (open, parked, retrying at the end of
 a bucket) are not stored: the charts fold them back from the present with these counts.
@@ -27,7 +28,7 @@ from eventstore.projections import Batch, Change, Derived, Table
 from todolists.events import TodoAttemptFailed
 from todolists.models import TodoItem, TodoListRollup
 
-OPENED, CLOSED, FAILED = "opened", "closed", "failed"
+OPENED, CLOSED, REOPENED, FAILED = "opened", "closed", "reopened", "failed"
 PARKED_IN, PARKED_OUT = "parked_in", "parked_out"
 BACKOFF_IN, BACKOFF_OUT = "backoff_in", "backoff_out"
 WAIT, CLOSE = "wait", "close"
@@ -40,11 +41,18 @@ PERIODS = {
     TodoListRollup.Period.MINUTE: datetime.timedelta(minutes=1),
     TodoListRollup.Period.HOUR: datetime.timedelta(hours=1),
 }
-_EPOCH = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+EPOCH = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+"""Where the buckets are counted from, and the `at` of the all-time totals."""
 
 
 def floor(at: datetime.datetime, size: datetime.timedelta) -> datetime.datetime:
-    return _EPOCH + size * int((at - _EPOCH) / size)
+    return EPOCH + size * int((at - EPOCH) / size)
+
+
+def last_hour_since(now: datetime.datetime) -> datetime.datetime:
+    """The start of "the last hour" as the rollup counts it: the current minute and the 59
+    before it (the list page's "done in the last hour" filter uses the same start)."""
+    return floor(now, PERIODS[TodoListRollup.Period.MINUTE]) - datetime.timedelta(minutes=59)
 
 
 def latency_bucket(seconds: float) -> int:
@@ -68,6 +76,8 @@ def _counts(change: Change) -> list[tuple[str, datetime.datetime, int]]:
     out: list[tuple[str, datetime.datetime, int]] = []
     if is_open and not was_open:
         out.append((OPENED, at, 1))
+        if before is not None:  # a done item opened again: done now counts closed - reopened
+            out.append((REOPENED, at, 1))
     if was_open and not is_open:
         waited = (at - after["opened_at"]).total_seconds()
         out += [(CLOSED, at, 1), (f"{CLOSE}:{latency_bucket(waited)}", at, 1)]
@@ -112,6 +122,7 @@ def rollup_write(*, model: type[Model], list_name: str, changes: Sequence[Change
         for measure, at, n in _counts(change):
             for period, size in PERIODS.items():
                 totals[(period, floor(at, size), measure)] += n
+            totals[(TodoListRollup.Period.TOTAL, EPOCH, measure)] += n
     rows = [(key, n) for key, n in totals.items() if n]
     if not rows:
         return

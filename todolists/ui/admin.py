@@ -23,6 +23,7 @@ from eventstore.projections import SkipRefused
 from todolists.lists import registry
 from todolists.models import TodoItem
 from todolists.operator import todo_item_park, todo_item_retry
+from todolists.rollup import last_hour_since
 from todolists.templatetags.todo_debug import absolute, when
 from todolists.ui.charts import todo_list_charts, window_of
 from todolists.ui.item_actions import item_actions
@@ -132,7 +133,8 @@ class StateFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value() == "done_last_hour":
-            since = timezone.now() - datetime.timedelta(hours=1)
+            # The dashboard's count of the same, from the rollup's minutes: the same start.
+            since = last_hour_since(timezone.now())
             return queryset.filter(status=TodoItem.Status.DONE, closed_at__gte=since)
         default = Q() if self.searching else ~Q(status=TodoItem.Status.DONE)
         return queryset.filter(self.STATES.get(self.value() or "", default))

@@ -18,11 +18,12 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from eventstore.projections import ProjectionStatus, projection_status
+from todolists import rollup
 from todolists.conf import conf
 from todolists.events import TodoItemParked
 from todolists.leases import todo_leases_expired
 from todolists.lists import TodoList, registry
-from todolists.models import TodoItem
+from todolists.models import TodoItem, TodoListRollup
 
 logger = logging.getLogger(__name__)
 
@@ -96,10 +97,29 @@ def _age(now: datetime.datetime, since: datetime.datetime | None) -> float | Non
     return round((now - since).total_seconds(), 1) if since else None
 
 
+def _done(now: datetime.datetime) -> dict[str, dict[str, int]]:
+    """Per list, its items done and those done in the last hour, from the rollup's all-time
+    totals and last minutes (todolists/rollup.py): one query on a few rows, where counting the
+    done items (most of the table) would read them all."""
+    total, minute = TodoListRollup.Period.TOTAL, TodoListRollup.Period.MINUTE
+    rows = TodoListRollup.objects.filter(
+        Q(period=total, measure__in=[rollup.CLOSED, rollup.REOPENED])
+        | Q(period=minute, measure=rollup.CLOSED, at__gte=rollup.last_hour_since(now))
+    )
+    out: dict[str, dict[str, int]] = {}
+    for name, period, measure, n in rows.order_by().values_list("list_name", "period", "measure", "n"):
+        counts = out.setdefault(name, {"done": 0, "done_last_hour": 0})
+        if period == minute:
+            counts["done_last_hour"] += n
+        else:
+            counts["done"] += n if measure == rollup.CLOSED else -n
+    return out
+
+
 def _counts(now: datetime.datetime) -> Mapping[str, Mapping[str, Any]]:
-    """Per list name, its items counted by state: two grouped queries, one over the items not
-    done and one over the done ones, each on its own partial index (todolists/models.py), so
-    neither reads the other's rows; the done ones are counted from the index alone."""
+    """Per list name, its items counted by state: one grouped query over the items not done (on
+    their own partial index, todolists/models.py: never the done ones, most of the table), and
+    the done ones from the rollup."""
     open_ = Q(status=TodoItem.Status.OPEN)
     rows: dict[str, dict[str, Any]] = {
         r["list_name"]: dict(r)
@@ -117,17 +137,8 @@ def _counts(now: datetime.datetime) -> Mapping[str, Mapping[str, Any]]:
             oldest_parked=Min("parked_at", filter=Q(status=TodoItem.Status.PARKED)),
         )
     }
-    done = (
-        TodoItem.objects.filter(status=TodoItem.Status.DONE)
-        .order_by()
-        .values("list_name")
-        .annotate(
-            done=Count("closed_at"),
-            done_last_hour=Count("closed_at", filter=Q(closed_at__gte=now - datetime.timedelta(hours=1))),
-        )
-    )
-    for r in done:
-        rows.setdefault(r["list_name"], {}).update(r)
+    for name, done in _done(now).items():
+        rows.setdefault(name, {}).update(done)
     return rows
 
 
