@@ -112,3 +112,23 @@ def test_a_list_page_shows_its_own_charts_for_the_hour_and_the_day(admin_client,
     assert [len(s.values) for s in day.context["charts"][0].charts[0].series] == [24, 24, 24]
     # Every list's page has them, the list of all items none.
     assert "charts" not in admin_client.get(url).context
+
+
+def test_viewers_arriving_while_the_interval_is_computed_are_shown_the_last_one_not_computing_it_too(
+    settings, django_assert_num_queries
+):
+    import time
+
+    from django.core.cache import cache
+
+    from todolists.ui.live import live_snapshot
+
+    cache.clear()
+    settings.TODO_LIVE_INTERVAL_SECONDS = 3600
+    first = live_snapshot()  # computed, and kept as the last snapshot too
+    # As if the interval's snapshot were not there yet while the viewer who claimed it computes.
+    now = f"todo-live:hour:{int(time.time() // 3600)}"
+    cache.delete(now)
+    assert cache.get(f"{now}:computing") is True
+    with django_assert_num_queries(0):
+        assert live_snapshot().computed_at == first.computed_at

@@ -31,7 +31,11 @@ def interval() -> float:
 
 
 def live_snapshot(*, window: str = "hour") -> Snapshot:
-    """The current interval's snapshot, computed by the first viewer of the interval."""
+    """The current interval's snapshot, computed by the first viewer of the interval.
+
+    Viewers whose refresh lands while that first one computes are shown the previous interval's
+    snapshot rather than computing it too: ten tabs refreshing together cost one computation,
+    not ten at once (a plain get-or-set would let each of them miss and compute)."""
 
     def compute() -> Snapshot:
         d = process_verdict()
@@ -39,10 +43,18 @@ def live_snapshot(*, window: str = "hour") -> Snapshot:
 
     if interval() <= 0:  # no caching (the test suite: each request sees what it just did)
         return compute()
-    key = f"todo-live:{window}:{int(time.time() // interval())}"
-    snapshot = cache.get_or_set(key, compute, timeout=interval() * 2)
-    # Typed as Any | None: the cache would hand back a stored None, which compute() never returns.
-    return compute() if snapshot is None else snapshot
+    key, last_key = f"todo-live:{window}:{int(time.time() // interval())}", f"todo-live:{window}:last"
+    snapshot: Snapshot | None = cache.get(key)
+    if snapshot is not None:
+        return snapshot
+    if not cache.add(f"{key}:computing", True, timeout=interval() * 2):
+        last: Snapshot | None = cache.get(last_key)
+        if last is not None:
+            return last
+    # This viewer computes the interval's snapshot (or there is no earlier one to show yet).
+    snapshot = compute()
+    cache.set_many({key: snapshot, last_key: snapshot}, timeout=interval() * 2)
+    return snapshot
 
 
 def refresh_every_ms() -> int:
