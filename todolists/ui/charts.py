@@ -61,11 +61,12 @@ class Chart:
     def lines(self) -> list[tuple[Series, str]]:
         """Each series with its SVG polyline points, scaled into the chart box."""
         out = []
+        top = self.top  # once: every viewer's render draws every point
         for s in self.series:
             n = max(len(s.values) - 1, 1)
             pts = " ".join(
                 f"{PAD + i * (self.width - 2 * PAD) / n:.1f},"
-                f"{self.height - PAD - v / self.top * (self.height - 2 * PAD):.1f}"
+                f"{self.height - PAD - v / top * (self.height - 2 * PAD):.1f}"
                 for i, v in enumerate(s.values)
             )
             out.append((s, pts))
