@@ -32,12 +32,15 @@ VIEWERS = 10
 RATE = 15  # orders/s: about half of what the two-worker cluster keeps up with here
 
 
-def _viewer(stop: threading.Event, renders: list[float], user) -> None:
+def _viewer(stop: threading.Event, renders: list[float], user, offset: float) -> None:
     from django.db import connection
     from django.test import Client
 
     client = Client()
     client.force_login(user)
+    # Tabs are opened at different moments, and live.js refreshes each on its own timer from
+    # then (setInterval): the viewers start spread over one interval, not all at once.
+    stop.wait(offset)
     try:
         while not stop.is_set():
             start = time.perf_counter()
@@ -69,7 +72,10 @@ def run(*, url: str, quick: bool, **_) -> list[Row]:
             f"live_refresh: nobody watching: {alone[0]:.1f} confirmed/s, p50 {alone[1]:.3f} s, p99 {alone[2]:.3f} s"
         )
         stop, renders = threading.Event(), []
-        viewers = [threading.Thread(target=_viewer, args=(stop, renders, user)) for _ in range(VIEWERS)]
+        viewers = [
+            threading.Thread(target=_viewer, args=(stop, renders, user, i * INTERVAL / VIEWERS))
+            for i in range(VIEWERS)
+        ]
         for v in viewers:
             v.start()
         try:
