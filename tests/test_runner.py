@@ -200,6 +200,23 @@ def test_the_inline_pipeline_pays_per_batch_not_per_item(place_orders, use_gatew
     ).most_common(12)
 
 
+def test_a_confirmation_waits_for_one_payment_turn_not_for_the_payment_backlog(place_orders, monkeypatch):
+    from todolists import runner
+
+    place_orders(visa=100, declined=0)
+    turns = []
+    real_work = runner.todo_list_work
+    monkeypatch.setattr(runner, "todo_list_work", lambda **kw: turns.append(r := real_work(**kw)) or r)
+    todo_lists_work()
+    assert Order.objects.filter(status="confirmed").count() == 100
+    paid_first = 0
+    for turn in turns:
+        if turn.list_name == "orders_to_confirm" and turn.worked:
+            break
+        paid_first += turn.worked if turn.list_name == "payments_to_issue" else 0
+    assert 0 < paid_first <= runner.TURN_ITEMS  # one payment turn, then the confirmations it opened
+
+
 def test_a_command_nudges_the_lists_it_opened_once_it_commits(
     use_broker, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
