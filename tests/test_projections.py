@@ -90,6 +90,27 @@ def test_a_write_transaction_in_another_database_never_holds_our_readers_back(
 
 
 @requires_postgres("transaction ids are PostgreSQL's")
+def test_savepoints_of_a_transaction_in_another_database_never_hold_our_readers_back(
+    applied_projection, other_database
+):
+    """A savepoint's id comes from the same counter as every transaction's and, once released,
+    shows in no lock: only its transaction's own id says which database it belongs to."""
+    import psycopg
+
+    with psycopg.connect(other_database) as other:
+        other.execute("CREATE TABLE batch_job (n int)")
+        event_append(stream_id="ours", events=[ThingHappened(n=1)], expected_version=0)
+        for n in range(20):  # savepoint ids above every committed id: above our snapshot's xmax
+            with other.transaction():
+                other.execute("INSERT INTO batch_job VALUES (%s)", [n])
+        with transaction.atomic():  # a writer of ours, whose id comes after those savepoints
+            event_append(stream_id="ours-too", events=[ThingHappened(n=2)], expected_version=0)
+            assert projection_catch_up(name="test_applied").applied == 2  # its own event too
+        other.rollback()
+    assert applied_positions() == all_positions()
+
+
+@requires_postgres("transaction ids are PostgreSQL's")
 def test_a_write_transaction_in_our_database_still_holds_readers_back(applied_projection, run_in_thread):
     """The twin of the test above: the bound leaves out only other databases' transactions."""
     with connection.cursor() as cursor:

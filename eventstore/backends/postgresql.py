@@ -77,22 +77,31 @@ class PostgreSQLBackend:
         return f"""
         WITH s AS (
             SELECT pg_current_snapshot() AS snap, pg_current_xact_id_if_assigned()::text::bigint AS own
-        ), elsewhere AS (
+        ), activity AS MATERIALIZED (
             -- the clear: a transaction caches pg_stat_activity at its first look
-            SELECT l.transactionid::text::bigint AS xid
-            FROM pg_locks AS l JOIN pg_stat_get_activity(
+            SELECT pid, datid, backend_xid FROM pg_stat_get_activity(
                 CASE WHEN pg_stat_clear_snapshot()::text IS NULL THEN 0 END
-            ) AS a USING (pid)
+            )
+        ), elsewhere AS (
+            SELECT l.transactionid::text::bigint AS xid
+            FROM pg_locks AS l JOIN activity AS a USING (pid)
             WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted
               AND a.datid IS DISTINCT FROM (SELECT oid FROM pg_database WHERE datname = current_database())
+        ), tops AS (
+            -- every live transaction's own (top-level) id, whatever its database
+            SELECT backend_xid::text::bigint AS xid FROM activity WHERE backend_xid IS NOT NULL
         ), running AS (
-            -- the snapshot lists the ids below its xmax; every id in [xmax, own) runs too
+            -- the snapshot lists the ids below its xmax; every id in [xmax, own) ran at the snapshot too
             SELECT ids.x FROM s, LATERAL (
-                SELECT x::text::bigint AS x FROM pg_snapshot_xip(s.snap) AS x
+                SELECT x::text::bigint AS x, false AS late FROM pg_snapshot_xip(s.snap) AS x
                 UNION ALL
-                SELECT generate_series(pg_snapshot_xmax(s.snap)::text::bigint, COALESCE(s.own, 0) - 1)
+                SELECT generate_series(pg_snapshot_xmax(s.snap)::text::bigint, COALESCE(s.own, 0) - 1), true
             ) AS ids
             WHERE mod(ids.x, 4294967296) NOT IN (SELECT xid FROM elsewhere) {still_running}
+              -- a late id that is no live transaction's own and has not committed is a savepoint's
+              -- (its transaction counts by its own id) or rolled back: neither can add to the log
+              AND NOT (ids.late AND mod(ids.x, 4294967296) NOT IN (SELECT xid FROM tops)
+                       AND pg_xact_status(ids.x::text::xid8) IS DISTINCT FROM 'committed')
         )
         SELECT CASE
             WHEN own IS NOT NULL AND NOT EXISTS (SELECT 1 FROM running WHERE x < own) THEN own + 1
