@@ -35,8 +35,9 @@ STATE = {
     "checkpoints": "SELECT name, position, tx_id, error_position, error_type, error_message, error_count, "
     "skipped FROM eventstore_projectioncheckpoint WHERE name <> 'test_applied' ORDER BY name",
     "log": "SELECT count(*), max(position), max(tx_id) FROM eventstore_event",
+    "rollup": "SELECT list_name, period, at, measure, n FROM todolists_todolistrollup ORDER BY 1, 2, 3, 4",
 }
-PROJECTION_TABLES = "orders_order, payments_payment, todolists_todoitem, eventstore_projectioncheckpoint"
+PROJECTION_TABLES = "orders_order, payments_payment, todolists_todoitem, todolists_todolistrollup, eventstore_projectioncheckpoint"
 
 
 def _state(dsn: str) -> dict:

@@ -10,13 +10,14 @@ def totals_from_items(apps, schema_editor):
     them); the minutes and hours before now are empty until `replay_projections` fills them in."""
     TodoItem = apps.get_model("todolists", "TodoItem")
     TodoListRollup = apps.get_model("todolists", "TodoListRollup")
+    db = schema_editor.connection.alias  # the owner's connection when migrated as the owner
     epoch = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
-    counts = TodoItem.objects.order_by().values("list_name").annotate(
+    counts = TodoItem.objects.using(db).order_by().values("list_name").annotate(
         opened=models.Count("pk"),
         closed=models.Count("pk", filter=models.Q(status="done")),
         parked_in=models.Count("pk", filter=models.Q(status="parked")),
     )
-    TodoListRollup.objects.bulk_create(
+    TodoListRollup.objects.using(db).bulk_create(
         TodoListRollup(list_name=r["list_name"], period="t", at=epoch, measure=measure, n=r[measure])
         for r in counts
         for measure in ("opened", "closed", "parked_in")
