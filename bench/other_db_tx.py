@@ -40,6 +40,20 @@ def load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def slowest(ids: list[str]) -> str:
+    """The slowest order's own stages (bench/cluster.py's stage table), as evidence for a miss."""
+    from bench.cluster import confirmed_latencies, stage_percentiles
+
+    by_order = {i: confirmed_latencies([i]) for i in ids}
+    worst = max((i for i in ids if by_order[i]), key=lambda i: by_order[i][0], default=None)
+    if worst is None:
+        return "no order confirmed"
+    stages = stage_percentiles([worst])
+    return f"slowest order {worst[:8]} ({by_order[worst][0]:.2f} s): " + "; ".join(
+        f"{stage} {p50:.2f} s" for stage, (p50, _) in stages.items()
+    )
+
+
 def latency_rows(label: str, latencies: list[float], n: int, *, note: str = "") -> list[Row]:
     """placed -> confirmed p50, p99 and max of one phase (p99 of 20 is the max)."""
     stats = {"p50": statistics.median, "p99": lambda v: percentile(v, 99), "max": max}
@@ -70,9 +84,12 @@ def _other_database(url: str, orders: int, hold: float) -> list[Row]:
     valid = open_throughout and len(held) == len(held_ids) and len(calm) == len(calm_ids)
     note = (f"{len(held)}/{len(held_ids)} confirmed while a write transaction (pid {writer.opened['pid']}) stayed"
             f" open {hold:.0f} s in database {other.rsplit('/', 1)[1]}; open when the last was confirmed:"
-            f" {'yes' if open_throughout else 'NO (the run is void)'}; {during}")  # fmt: skip
+            f" {'yes' if open_throughout else 'NO (the run is void)'}; {during}; {slowest(held_ids)}")  # fmt: skip
     rows = latency_rows(
-        "no other transaction", calm, len(calm_ids), note=f"{len(calm)}/{len(calm_ids)} confirmed"
+        "no other transaction",
+        calm,
+        len(calm_ids),
+        note=f"{len(calm)}/{len(calm_ids)} confirmed; {slowest(calm_ids)}",
     )
     rows += latency_rows(
         f"write transaction open {hold:.0f} s in another database", held, len(held_ids), note=note

@@ -26,7 +26,7 @@ import time
 from bench.cluster import SETTINGS as CLUSTER_SETTINGS
 from bench.cluster import percentile, place_at, running_cluster, stage_percentiles, wait_confirmed
 from bench.common import Row, Target, bench_env, log
-from bench.other_db_tx import load
+from bench.other_db_tx import load, slowest
 from bench.other_writers import churning, other_database
 
 NAME = "soak"
@@ -112,20 +112,6 @@ def _woken_late(ids: list[str]) -> tuple[int, str]:
     return len(late), f"orders first claimed by a later order's task (or never): {late or 'none'}"
 
 
-def _worst(ids: list[str], latencies: list[float]) -> str:
-    """The slowest order's own stages, as evidence when the target is missed."""
-    from bench.cluster import confirmed_latencies
-
-    by_order = {i: confirmed_latencies([i]) for i in ids}
-    worst = max((i for i in ids if by_order[i]), key=lambda i: by_order[i][0], default=None)
-    if worst is None:
-        return "no order confirmed"
-    stages = stage_percentiles([worst])
-    return f"slowest order {worst[:8]} ({by_order[worst][0]:.2f} s): " + "; ".join(
-        f"{stage} {p50:.2f} s" for stage, (p50, _) in stages.items()
-    )
-
-
 def _nudge_tasks(since: float) -> str:
     """What the nudge tasks said (django-q2 keeps every result: Q_SAVE_LIMIT=0)."""
     import datetime
@@ -158,7 +144,7 @@ def run(*, url: str, quick: bool, **_) -> list[Row]:
     churn_note = (f"other database: {churn.get('committed')} write transactions committed in {churn.get('seconds')} s"
                   f" ({churn.get('max_open')} open at once at most, {churn.get('late')} submits found every thread busy)")  # fmt: skip
     note = (f"{len(latencies)}/{len(ids)} confirmed; {churn_note}; {_nudge_tasks(start)}; cluster"
-            f" {'running' if alive else 'EXITED'}; {before} at the start, {after} at the end; {_worst(ids, latencies)}")  # fmt: skip
+            f" {'running' if alive else 'EXITED'}; {before} at the start, {after} at the end; {slowest(ids)}")  # fmt: skip
     log(f"{NAME}: {note}; {claims_note}; {late_note}")
     label = f"1 order / {EVERY:g} s for {seconds} s, another database churning"
     worst = max(latencies) if len(latencies) == len(ids) else float("inf")
