@@ -18,6 +18,7 @@ import dataclasses
 import datetime
 import functools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -54,6 +55,11 @@ logger = logging.getLogger(__name__)
 
 # How often a task that finished its own work looks again while other workers hold leases.
 TAKEOVER_POLL_SECONDS = 0.5
+# A list's turn in a round: at most this many items before the other lists get theirs. A backlog
+# is worked in batches that double up to this size; a trickle in batches of 10.
+TURN_ITEMS = 40
+# How often a task's rounds read the halted business cases and the paused lists again.
+REREAD_SECONDS = 1.0
 
 
 def backoff(*, attempt: int) -> datetime.timedelta:
@@ -150,6 +156,8 @@ class WorkResult:
     failed: int = 0
     halted: str = ""
     paused: bool = False
+    caught_up: CatchUpResult | None = None  # the list's last catch-up in this call
+    batch: int = 0  # stopped with more due: the batch size to go on with (0: nothing more was due)
 
 
 def todo_list_work(
@@ -163,12 +171,15 @@ def todo_list_work(
     avoid: set[str] | None = None,
     task_started_at: datetime.datetime | None = None,
     paused: bool | None = None,
+    grow_to: int = 0,
 ) -> WorkResult:
     """Work the due items of one list, a batch at a time, and record failures. Stops when nothing
     is due, after `max_items`, or at `deadline` (a time.monotonic() value, checked before each
     item; by default see `work_deadline`). A caller that has just caught the list up passes that
     result as `caught_up`, `avoid` if it has read `halted_correlations()`, and `paused` if it has
-    read `todo_lists_paused()`."""
+    read `todo_lists_paused()`. With `grow_to`, a full batch doubles the next, up to that size:
+    a backlog is worked in fewer, larger batches (each batch's claim, renewal, re-read and
+    catch-up are shared by its items); `result.batch` is the size to start the next turn with."""
     todo = registry.get(list_name)
     worker = worker or worker_id()
     result = WorkResult(list_name)
@@ -182,20 +193,22 @@ def todo_list_work(
     # Business cases another projection is halted on wait for the operator (projection_skip).
     avoid = halted_correlations() if avoid is None else avoid
     while not caught_up.error and result.worked < max_items and time.monotonic() < deadline:
+        limit = min(batch, max_items - result.worked)
         items = todo_items_claim(
-            list_name=todo.name,
-            worker=worker,
-            limit=min(batch, max_items - result.worked),
-            avoid=avoid,
-            task_started_at=task_started_at,
+            list_name=todo.name, worker=worker, limit=limit, avoid=avoid, task_started_at=task_started_at
         )
-        if not items:
-            break
-        caught_up = _work_claimed(todo, items, worker, result, deadline)
+        if items:
+            caught_up = _work_claimed(todo, items, worker, result, deadline)
+        if len(items) < limit:
+            break  # nothing more was due: another claim would find nothing
+        batch = max(batch, min(batch * 2, grow_to))
+    else:
+        result.batch = batch  # stopped with more due, at `max_items` or the deadline
     if caught_up.error:
         # The list cannot see outcomes or failed attempts: working it would repeat itself.
         logger.error("%s: projection halted, not working the list: %s", list_name, caught_up.error)
         result.halted = caught_up.error
+    result.caught_up = caught_up
     return result
 
 
@@ -311,6 +324,48 @@ def _downstream(names: list[str]) -> list[str]:
     return registry.opened_by(recorded)
 
 
+def _stage(name: str, seen: frozenset[str] = frozenset()) -> int:
+    """How many automations stand before this list in the process (payments 0, confirm 1)."""
+    upstream = [t.name for t in registry.all() if name in _downstream([t.name]) and t.name not in seen]
+    return 1 + max((_stage(u, seen | {name}) for u in upstream), default=-1)
+
+
+def _nearest_the_end_first(names: Sequence[str]) -> list[str]:
+    # An order in flight is finished before a new one is started: that keeps latency flat.
+    return sorted(dict.fromkeys(names), key=lambda n: (-_stage(n), n))
+
+
+@dataclasses.dataclass
+class _Rounds:
+    """What a task's rounds know between turns: each list's last catch-up and its running total."""
+
+    caught_up: dict[str, CatchUpResult]
+    totals: dict[str, WorkResult] = dataclasses.field(default_factory=dict)
+    sizes: dict[str, int] = dataclasses.field(default_factory=dict)
+    avoid: set[str] = dataclasses.field(default_factory=set)
+    paused: set[str] = dataclasses.field(default_factory=set)
+    read_at: float = -math.inf
+
+    def refresh(self, lists: list[str]) -> tuple[set[str], set[str]]:
+        """The business cases to leave alone and the paused lists, read again at most once per
+        REREAD_SECONDS (a round can be one batch; a pause takes effect within that), or at once
+        after a catch-up halted."""
+        if time.monotonic() - self.read_at >= REREAD_SECONDS:
+            self.avoid, self.paused = halted_correlations(), todo_lists_paused(list_names=registry.names())
+            self.read_at = time.monotonic()
+        return self.avoid, self.paused & set(lists)
+
+    def add(self, turn: WorkResult) -> None:
+        total = self.totals.setdefault(turn.list_name, WorkResult(turn.list_name))
+        total.worked, total.failed = total.worked + turn.worked, total.failed + turn.failed
+        total.halted, total.paused = turn.halted or total.halted, turn.paused or total.paused
+        if turn.halted:
+            self.read_at = -math.inf  # a case may have just halted: read the avoid set again
+        if turn.caught_up:
+            self.caught_up[registry.get(turn.list_name).projection_name] = turn.caught_up
+        self.sizes[turn.list_name] = turn.batch
+
+
 def _work_rounds(
     *,
     lists: Sequence[str],
@@ -319,35 +374,50 @@ def _work_rounds(
     worker: str,
     task_started_at: datetime.datetime,
     follow: bool,
+    batch: int = 10,
 ) -> list[WorkResult]:
-    """Catch every projection up once per round, then work the lists; another round only while
-    some list worked something (its outcomes may open items on the next) and time is left. With
-    `follow`, the next round works only the lists those outcomes open: in this task, rather than
-    through the broker, where a nudge for the next list would wait for a free worker slot."""
-    results: list[WorkResult] = []
-    todo = list(lists)
+    """Work the lists in turns, the lists nearest the end of the process first, until a round
+    works nothing, `rounds` rounds, or the deadline.
+
+    A turn works at most TURN_ITEMS items: a confirmation that a payment batch just opened
+    waits for at most one payment turn, not for the payment list to run dry (under steady load
+    it never does). A list's batches start at `batch` and double while they come back full, so
+    a backlog shares each batch's fixed cost among more items.
+    Every projection is caught up once, up front; after that each list's own catch-up at the
+    end of its batch serves its next turn, and a list is caught up again only when a list before
+    it has recorded outcomes that may open its items. A list stays in the next round while it
+    works something (more may be due); with `follow`, or for the sweep, so do the lists the
+    worked lists' outcomes open."""
+    state = _Rounds({r.name: r for r in projections_catch_up()})
+    todo = _nearest_the_end_first(lists)
     for _ in range(rounds):
-        caught_up = {r.name: r for r in projections_catch_up()}  # the lists' own too: once
-        avoid = halted_correlations()
-        paused = todo_lists_paused(list_names=todo)
+        avoid, paused = state.refresh(todo)
         passed = [
             todo_list_work(
                 list_name=n,
+                batch=state.sizes.get(n) or batch,
+                grow_to=TURN_ITEMS,
+                max_items=TURN_ITEMS,
                 deadline=deadline,
                 worker=worker,
-                caught_up=caught_up[registry.get(n).projection_name],
+                caught_up=state.caught_up.pop(registry.get(n).projection_name, None),
                 avoid=avoid,
                 task_started_at=task_started_at,
                 paused=n in paused,
             )
             for n in todo
         ]
-        results.extend(passed)
-        if not any(r.worked for r in passed) or time.monotonic() >= deadline:
+        for turn in passed:
+            state.add(turn)
+        worked = [r.list_name for r in passed if r.worked]
+        if not worked or time.monotonic() >= deadline:
             break
-        if follow:
-            todo = _downstream([r.list_name for r in passed if r.worked])
-    return results
+        more = [r.list_name for r in passed if r.worked and not r.halted]
+        opened = _downstream(worked) if follow else [n for n in _downstream(worked) if n in lists]
+        for name in opened:
+            state.caught_up.pop(registry.get(name).projection_name, None)  # its items came since
+        todo = _nearest_the_end_first([*more, *opened])
+    return list(state.totals.values())
 
 
 def _watch_and_take_over(
@@ -374,14 +444,14 @@ def _watch_and_take_over(
 def todo_lists_work(
     *,
     names: list[str] | None = None,
-    rounds: int = 10,
+    rounds: int = 1000,
     take_over: bool = False,
     worker: str | None = None,
     started: float | None = None,
     follow: bool = False,
 ) -> list[WorkResult]:
     """Catch up every projection and work the lists until nothing is due (an outcome may open
-    an item on the next list), at most `rounds` passes.
+    an item on the next list), in at most `rounds` rounds of one batch per list (_work_rounds).
 
     With `follow` (the nudge tasks), named lists that did work are followed by the lists their
     outcomes open, in the same task.
@@ -395,13 +465,13 @@ def todo_lists_work(
     deadline = work_deadline()  # one budget for the whole task, however many lists and rounds
     worker = worker or worker_id()
     lists = names or registry.names()
-    # Named lists (a nudge) get one pass, or follow their outcomes downstream; the sweep works
-    # every list until nothing moves.
+    # Named lists (a nudge) are worked until nothing is due, and with `follow` so are the lists
+    # their outcomes open; the sweep works every list until nothing moves.
     task_started_at = datetime.datetime.fromtimestamp(started or time.time(), tz=datetime.UTC)
     work = functools.partial(
         _work_rounds,
         lists=lists,
-        rounds=rounds if follow or not names else 1,
+        rounds=rounds,
         deadline=deadline,
         worker=worker,
         task_started_at=task_started_at,

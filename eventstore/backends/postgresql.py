@@ -76,11 +76,12 @@ class PostgreSQLBackend:
     # the locks each transaction (and subtransaction) holds on its own id. An id that cannot be
     # placed (its transaction ended since the snapshot, or this role may not see its session)
     # counts as ours: safe; when the id that sets a read's bound has ended by then, the read looks
-    # again at once (READ_TRIES, in `select`). A subtransaction's id is left out: a released
-    # savepoint (Django's atomic blocks, every test of a suite) drops its lock but stays "in
-    # progress" until its top-level transaction ends, which counts (or not) on its own and is
-    # older. A reader's own uncommitted events count only when no older transaction of ours still
-    # runs (its checkpoint commits or rolls back with them, and a test in one transaction sees them).
+    # again at once (READ_TRIES, in `select`). A late id (at or above the snapshot's xmax) that is
+    # no live transaction's own id and has not committed is left out: a released savepoint (Django's
+    # atomic blocks, every test of a suite) drops its lock but stays "in progress" until its
+    # top-level transaction ends, which counts (or not) on its own. A reader's own uncommitted
+    # events count only when no older transaction of ours still runs (its checkpoint commits or
+    # rolls back with them, and a test in one transaction sees them).
     # (Locks name 32-bit xids, snapshots 64-bit ones: running ids are unique modulo 2^32.)
     @staticmethod
     def bound_sql(*, settled: bool) -> str:
@@ -89,30 +90,33 @@ class PostgreSQLBackend:
         snapshot sees its events); inside the read's statement it must count."""
         still_running = "AND pg_xact_status(ids.x::text::xid8) = 'in progress'" if settled else ""
         return f"""
-        WITH activity AS MATERIALIZED (
+        WITH s AS (
+            SELECT pg_current_snapshot() AS snap, pg_current_xact_id_if_assigned()::text::bigint AS own
+        ), activity AS MATERIALIZED (
             -- the clear: a transaction caches pg_stat_activity at its first look
-            SELECT pid, datid, backend_xid::text::bigint AS top
-            FROM pg_stat_get_activity(CASE WHEN pg_stat_clear_snapshot()::text IS NULL THEN 0 END)
-        ), locks AS MATERIALIZED (
-            SELECT pid, transactionid::text::bigint AS xid FROM pg_locks
-            WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND granted
-        ), s AS (
-            -- `known` is read here, before any id's status below: an id still running after it
-            -- and not in it was never a transaction's own id, nor held its lock
-            SELECT pg_current_snapshot() AS snap, pg_current_xact_id_if_assigned()::text::bigint AS own,
-                   ARRAY(SELECT xid FROM locks JOIN activity USING (pid) WHERE datid IS DISTINCT FROM
-                         (SELECT oid FROM pg_database WHERE datname = current_database())) AS elsewhere,
-                   ARRAY(SELECT xid FROM locks UNION SELECT top FROM activity WHERE top IS NOT NULL) AS known
+            SELECT pid, datid, backend_xid FROM pg_stat_get_activity(
+                CASE WHEN pg_stat_clear_snapshot()::text IS NULL THEN 0 END
+            )
+        ), elsewhere AS (
+            SELECT l.transactionid::text::bigint AS xid
+            FROM pg_locks AS l JOIN activity AS a USING (pid)
+            WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted
+              AND a.datid IS DISTINCT FROM (SELECT oid FROM pg_database WHERE datname = current_database())
+        ), tops AS (
+            -- every live transaction's own (top-level) id, whatever its database
+            SELECT backend_xid::text::bigint AS xid FROM activity WHERE backend_xid IS NOT NULL
         ), running AS (
-            -- the snapshot lists the ids below its xmax; every id in [xmax, own) runs too
+            -- the snapshot lists the ids below its xmax; every id in [xmax, own) ran at the snapshot too
             SELECT ids.x FROM s, LATERAL (
-                SELECT x::text::bigint AS x FROM pg_snapshot_xip(s.snap) AS x
+                SELECT x::text::bigint AS x, false AS late FROM pg_snapshot_xip(s.snap) AS x
                 UNION ALL
-                SELECT generate_series(pg_snapshot_xmax(s.snap)::text::bigint, COALESCE(s.own, 0) - 1)
+                SELECT generate_series(pg_snapshot_xmax(s.snap)::text::bigint, COALESCE(s.own, 0) - 1), true
             ) AS ids
-            WHERE mod(ids.x, 4294967296) <> ALL (s.elsewhere)
-              AND (mod(ids.x, 4294967296) = ANY (s.known) OR pg_xact_status(ids.x::text::xid8) <> 'in progress')
-              {still_running}
+            WHERE mod(ids.x, 4294967296) NOT IN (SELECT xid FROM elsewhere) {still_running}
+              -- a late id that is no live transaction's own and has not committed is a savepoint's
+              -- (its transaction counts by its own id) or rolled back: neither can add to the log
+              AND NOT (ids.late AND mod(ids.x, 4294967296) NOT IN (SELECT xid FROM tops)
+                       AND pg_xact_status(ids.x::text::xid8) IS DISTINCT FROM 'committed')
         )
         SELECT CASE
             WHEN own IS NOT NULL AND NOT EXISTS (SELECT 1 FROM running WHERE x < own) THEN own + 1
