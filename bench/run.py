@@ -6,7 +6,9 @@
 DATABASE_URL names the server (any database on it): each benchmark creates its own database
 bench_<name> there, runs in its own process, and drops it at the end unless --keep (replay_1m and
 dashboard share bench_log). Benchmarks: append, catchup, pipeline, cluster, dashboard, and
-replay_1m (slow: only with --only). --quick uses small sizes for a smoke run. The machine is
+replay_1m (slow: only with --only); issue 15's faults, only with --only: other_db_tx (a long
+write transaction in another database, and in ours) and soak (orders every 3 s beside another
+database's churn of write transactions). --quick uses small sizes for a smoke run. The machine is
 shared and noisy: read the ratios, not the absolute rates. Prints a table, then the JSON document.
 """
 
@@ -31,7 +33,7 @@ from bench.common import Row, Target, db_create, db_drop, db_exists, db_url, dja
 
 BENCHMARKS = (
     "append", "catchup", "pipeline", "cluster", "cluster_redis", "dashboard", "replay_1m", "during_replay",
-    "live_refresh",
+    "live_refresh", "other_db_tx", "soak",
 )  # fmt: skip
 DEFAULT = ("append", "catchup", "pipeline", "cluster", "cluster_redis", "dashboard")
 SHARED_DB = {"replay_1m": "bench_log", "dashboard": "bench_log"}

@@ -111,6 +111,38 @@ def test_savepoints_of_a_transaction_in_another_database_never_hold_our_readers_
 
 
 @requires_postgres("transaction ids are PostgreSQL's")
+def test_a_transaction_of_another_database_ending_during_a_read_never_hides_our_own_events(
+    applied_projection, other_database, monkeypatch, run_in_thread, wait_until
+):
+    """The read's snapshot lists the other database's transaction as running; by the time the
+    read looks at the locks it has ended, so nothing says whose it was. The read looks again."""
+    import psycopg
+
+    original = PostgreSQLBackend.bound_sql
+    monkeypatch.setattr(  # the read's statement pauses between its snapshot and its look at the locks
+        PostgreSQLBackend, "bound_sql",
+        staticmethod(lambda *, settled: original(settled=settled) if settled
+                     else f"SELECT CASE WHEN pg_sleep(0.8)::text = '' THEN ({original(settled=False)}) END"),
+    )  # fmt: skip
+    ended = threading.Event()
+    with psycopg.connect(other_database) as other, psycopg.connect(other_database, autocommit=True) as look:
+        other.execute("CREATE TABLE batch_job (n int)")
+        other.execute("INSERT INTO batch_job VALUES (1)")  # older than our append's transaction
+
+        def end_it_mid_read():
+            sleeping = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(0.8)%' AND state = 'active' AND pid <> pg_backend_pid())"  # fmt: skip
+            wait_until(lambda: look.execute(sleeping).fetchone()[0], timeout=30)
+            other.commit()
+            ended.set()
+
+        run_in_thread(end_it_mid_read)
+        with transaction.atomic():
+            event_append(stream_id="ours", events=[ThingHappened(n=1)], expected_version=0)
+            assert projection_catch_up(name="test_applied").applied == 1
+    assert ended.is_set()
+
+
+@requires_postgres("transaction ids are PostgreSQL's")
 def test_a_write_transaction_in_our_database_still_holds_readers_back(applied_projection, run_in_thread):
     """The twin of the test above: the bound leaves out only other databases' transactions."""
     with connection.cursor() as cursor:

@@ -13,6 +13,7 @@ from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from eventstore.backends.postgresql import READ_AGAIN
 from eventstore.models import Event
 from eventstore.projections import projections_catch_up
 from eventstore.store import correlations_read
@@ -177,9 +178,14 @@ def test_the_inline_pipeline_pays_per_batch_not_per_item(place_orders, use_gatew
         todo_lists_work()
     assert Order.objects.filter(status="confirmed").count() == 100
     # Every statement of place -> pay -> confirm, the gateway's included (one connection here),
-    # but transaction control, which the test's own transaction turns into savepoints.
+    # but transaction control, which the test's own transaction turns into savepoints, and a read's
+    # second look when a transaction elsewhere on a busy server ended during it (the server's noise).
     control = re.compile(r"^(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b")
-    every = [q["sql"] for q in ctx.captured_queries if not control.match(q["sql"])]
+    every = [
+        q["sql"]
+        for q in ctx.captured_queries
+        if not control.match(q["sql"]) and not q["sql"].startswith(READ_AGAIN)
+    ]
 
     def count(pattern: str) -> int:
         return sum(1 for s in every if re.search(pattern, s))

@@ -365,6 +365,17 @@ class _Rounds:
             self.caught_up[registry.get(turn.list_name).projection_name] = turn.caught_up
         self.sizes[turn.list_name] = turn.batch
 
+    def next_round(self, passed: list[WorkResult], *, lists: Sequence[str], follow: bool) -> list[str]:
+        """The lists that worked something (more may be due) and the lists their outcomes open."""
+        for turn in passed:
+            self.add(turn)
+        worked = [r.list_name for r in passed if r.worked]
+        more = [r.list_name for r in passed if r.worked and not r.halted]
+        opened = _downstream(worked) if follow else [n for n in _downstream(worked) if n in lists]
+        for name in opened:
+            self.caught_up.pop(registry.get(name).projection_name, None)  # its items came since
+        return _nearest_the_end_first([*more, *opened]) if worked else []
+
 
 def _work_rounds(
     *,
@@ -407,16 +418,9 @@ def _work_rounds(
             )
             for n in todo
         ]
-        for turn in passed:
-            state.add(turn)
-        worked = [r.list_name for r in passed if r.worked]
-        if not worked or time.monotonic() >= deadline:
+        todo = state.next_round(passed, lists=lists, follow=follow)
+        if not todo or time.monotonic() >= deadline:
             break
-        more = [r.list_name for r in passed if r.worked and not r.halted]
-        opened = _downstream(worked) if follow else [n for n in _downstream(worked) if n in lists]
-        for name in opened:
-            state.caught_up.pop(registry.get(name).projection_name, None)  # its items came since
-        todo = _nearest_the_end_first([*more, *opened])
     return list(state.totals.values())
 
 
