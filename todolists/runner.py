@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from eventstore.projections import (
     CatchUpResult,
-    halted_correlations,
+    held_correlations,
     projection_catch_up,
     projections_catch_up,
 )
@@ -167,7 +167,7 @@ def todo_list_work(
     """Work the due items of one list, a batch at a time, and record failures. Stops when nothing
     is due, after `max_items`, or at `deadline` (a time.monotonic() value, checked before each
     item; by default see `work_deadline`). A caller that has just caught the list up passes that
-    result as `caught_up`, `avoid` if it has read `halted_correlations()`, and `paused` if it has
+    result as `caught_up`, `avoid` if it has read `held_correlations()`, and `paused` if it has
     read `todo_lists_paused()`."""
     todo = registry.get(list_name)
     worker = worker or worker_id()
@@ -179,8 +179,8 @@ def todo_list_work(
     deadline = deadline or work_deadline()
     # Each batch ends with a catch-up (see _work_batch), so only the first needs one up front.
     caught_up = caught_up or projection_catch_up(name=todo.projection_name)
-    # Business cases another projection is halted on wait for the operator (projection_skip).
-    avoid = halted_correlations() if avoid is None else avoid
+    # Business cases a projection is halted on or has parked wait for the operator.
+    avoid = held_correlations() if avoid is None else avoid
     while not caught_up.error and result.worked < max_items and time.monotonic() < deadline:
         items = todo_items_claim(
             list_name=todo.name,
@@ -192,6 +192,8 @@ def todo_list_work(
         if not items:
             break
         caught_up = _work_claimed(todo, items, worker, result, deadline)
+        if caught_up.parked:
+            avoid = held_correlations()  # the list's catch-up just parked a case: not in the next batch
     if caught_up.error:
         # The list cannot see outcomes or failed attempts: working it would repeat itself.
         logger.error("%s: projection halted, not working the list: %s", list_name, caught_up.error)
@@ -328,7 +330,7 @@ def _work_rounds(
     todo = list(lists)
     for _ in range(rounds):
         caught_up = {r.name: r for r in projections_catch_up()}  # the lists' own too: once
-        avoid = halted_correlations()
+        avoid = held_correlations()  # halted or parked cases: one query per round
         paused = todo_lists_paused(list_names=todo)
         passed = [
             todo_list_work(
