@@ -60,9 +60,12 @@ class CaseOutcome:
     """The error of the event the case is parked on again."""
 
 
-def parked_cases_list(*, limit: int = 500) -> list[ParkedCase]:
-    """The parked cases, oldest first. Two queries."""
-    heads = list(ParkedEvent.objects.exclude(error="").order_by("parked_at", "position")[:limit])
+def parked_cases_list(*, limit: int = 500, correlation_id: str | None = None) -> list[ParkedCase]:
+    """The parked cases (or the one asked for), oldest first. Two queries."""
+    heads_qs = ParkedEvent.objects.exclude(error="")
+    if correlation_id is not None:
+        heads_qs = heads_qs.filter(correlation_id=correlation_id)
+    heads = list(heads_qs.order_by("parked_at", "position")[:limit])
     queued = dict(
         ParkedEvent.objects.filter(error="", correlation_id__in={h.correlation_id for h in heads})
         .values_list("correlation_id")
