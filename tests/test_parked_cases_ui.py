@@ -15,6 +15,7 @@ from django.utils import timezone
 from eventstore.models import Event, ParkedEvent
 from eventstore.projections import registry
 from orders.commands import order_place
+from todolists.ui.status import todo_lists_status
 from todolists.ui.verdict import Level, process_verdict
 
 pytestmark = pytest.mark.django_db
@@ -132,3 +133,24 @@ def test_the_event_page_and_the_orders_page_say_the_case_is_parked(admin_client,
     order_page = admin_client.get(reverse("admin:orders_order_change", args=[order_id])).content.decode()
     assert 'id="case-parked"' in order_page and "This business case is parked" in order_page
     assert f"event #{row.position}" in order_page
+
+
+def test_an_item_of_a_case_parked_elsewhere_waits_unworked_and_does_not_make_its_list_stuck(
+    no_nudge, monkeypatch
+):
+    from payments.models import InProcessCharge
+
+    order_id = order_place(amount="10.00", currency="EUR")
+    projection = registry.get("orders")
+
+    def broken(batch):
+        if any(e.correlation_id == order_id for e in batch.events):
+            raise RuntimeError("bug in the orders read model")
+        projection.apply(batch)
+
+    monkeypatch.setitem(registry._items, "orders", dataclasses.replace(projection, apply=broken))
+    call_command("process_todos")
+    assert ParkedEvent.objects.filter(projection="orders", correlation_id=order_id).exists()
+    assert not InProcessCharge.objects.filter(order_id=order_id).exists()  # its payment item is never worked
+    [pay] = [s for s in todo_lists_status() if s.name == "payments_to_issue"]
+    assert pay.due == 1 and pay.oldest_due_age_seconds is None  # it waits for the operator, not a worker
