@@ -160,6 +160,8 @@ def _sort(
 
 def _halt_at(sorted_: _Sorted, cases: set[str]) -> tuple[RecordedEvent, Exception] | None:
     """The first failure the projection must halt on instead of parking (see the module's docstring)."""
+    if not sorted_.failed:
+        return None  # the healthy path
     halts: list[tuple[RecordedEvent, Exception]] = []
     applied_types = {e.type for e in sorted_.apply}
     alike: dict[tuple[str, str], list[tuple[RecordedEvent, Exception]]] = collections.defaultdict(list)
