@@ -129,9 +129,12 @@ def held_correlations() -> set[str]:
     (until an operator retries or skips them). One query."""
     halted_at = ProjectionCheckpoint.objects.filter(error_position__isnull=False).values("error_position")
     halted = (
-        Event.objects.filter(position__in=halted_at).exclude(correlation_id="").values_list("correlation_id")
+        Event.objects.filter(position__in=halted_at)
+        .exclude(correlation_id="")
+        .order_by()  # no ORDER BY inside a UNION (SQLite refuses it)
+        .values_list("correlation_id")
     )
-    parked = ParkedEvent.objects.values_list("correlation_id")
+    parked = ParkedEvent.objects.order_by().values_list("correlation_id")
     return {c for (c,) in halted.union(parked)}
 
 
