@@ -293,3 +293,13 @@ def test_a_cancel_behind_a_poison_order_placed_waits_queued_and_is_applied_after
     before = process_snapshot()
     call_command("replay_projections")  # the skip is repeated: nothing parks again
     assert process_snapshot() == before and not ParkedEvent.objects.exists()
+
+
+def test_a_dry_run_reports_the_cases_its_fold_would_park_and_writes_nothing(no_nudge, capsys):
+    poison = _poison_order_placed()
+    order_place(amount="10.00", currency="EUR")
+    call_command("todo_dry_run", "payments.todo:payments_to_issue")
+    assert "would park 1 business case(s)" in capsys.readouterr().out
+    assert not ParkedEvent.objects.exists()
+    assert not any(cp.parked for cp in ProjectionCheckpoint.objects.all())
+    assert not Event.objects.filter(correlation_id=poison.correlation_id).exclude(pk=poison.pk).exists()
