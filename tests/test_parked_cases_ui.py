@@ -77,7 +77,7 @@ def test_the_dashboard_lists_the_case_and_skips_it_with_a_reason(admin_client, p
     html = admin_client.get(reverse("admin:index")).content.decode()
     assert 'id="parked-cases"' in html and f'data-case="{poison.correlation_id}"' in html
     assert reverse("admin:eventstore_event_change", args=[poison.position]) in html
-    assert "orders, payments, todo:payments_to_issue" in html and "1 PARKED" in html
+    assert "orders<br>payments<br>todo:payments_to_issue" in html and "1 PARKED" in html
 
     refused = admin_client.post(
         reverse("admin:parked_case_skip"), {"case": poison.correlation_id}, follow=True
