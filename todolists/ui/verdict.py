@@ -332,8 +332,7 @@ def process_verdict() -> Verdict:
     projections = projection_status()
     lists = todo_lists_status(projections=projections)
     oldest_unread = _oldest_unread([p.name for p in projections])
-    window = datetime.timedelta(seconds=conf.failing_window_seconds)
-    attempts = _attempts(now - window)
+    attempts = _attempts(now - datetime.timedelta(seconds=conf.failing_window_seconds))
     groups = _error_groups()
     holders = _expired_holders()
     workers = _workers()
@@ -346,8 +345,7 @@ def process_verdict() -> Verdict:
     findings += _worker_findings(now, lists, oldest_unread, workers, pauses)
     projection_rows = []
     for p in projections:
-        found = _projection_findings(now, p, oldest_unread.get(p.name), workers)
-        found += _parked_findings(p, parked)
+        found = _projection_findings(now, p, oldest_unread.get(p.name), workers) + _parked_findings(p, parked)
         findings += found
         projection_rows.append(ProjectionRow(p, worst(f.level for f in found), oldest_unread.get(p.name)))
     for s in lists:
