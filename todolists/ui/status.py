@@ -17,6 +17,7 @@ from django.db.models import Count, F, Max, Min, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from eventstore.models import ParkedEvent
 from eventstore.projections import ProjectionStatus, projection_status
 from todolists.conf import conf
 from todolists.events import TodoItemParked
@@ -100,6 +101,7 @@ def _counts(now: datetime.datetime) -> Mapping[str, Mapping[str, Any]]:
     """Per list name, its items counted by state, in one grouped query."""
     open_ = Q(status=TodoItem.Status.OPEN)
     not_done = ~Q(status=TodoItem.Status.DONE)
+    waits_on_case = Q(correlation_id__in=ParkedEvent.objects.values("correlation_id"))
     return {
         r["list_name"]: r
         for r in TodoItem.objects.order_by()
@@ -116,7 +118,8 @@ def _counts(now: datetime.datetime) -> Mapping[str, Mapping[str, Any]]:
             ),
             expired_leases=Count("pk", filter=TodoItem.lease_expired()),
             oldest=Min("opened_at", filter=not_done),
-            oldest_due=Min(Coalesce("next_attempt_at", "opened_at"), filter=TodoItem.due()),
+            # An item of a parked business case waits for the operator, not a worker: not "stuck".
+            oldest_due=Min(Coalesce("next_attempt_at", "opened_at"), filter=TodoItem.due() & ~waits_on_case),
             oldest_parked=Min("parked_at", filter=Q(status=TodoItem.Status.PARKED)),
         )
     }
