@@ -9,6 +9,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from eventstore import conf as eventstore_conf
 from payments import conf as payments_conf
 from todolists import conf as todolists_conf
 
@@ -199,7 +200,7 @@ def _from_env(defaults: dict) -> dict:
 
 
 _payments = _from_env(payments_conf.DEFAULTS)
-globals().update(_payments | _from_env(todolists_conf.DEFAULTS))
+globals().update(_payments | _from_env(todolists_conf.DEFAULTS) | _from_env(eventstore_conf.DEFAULTS))
 # Fail fast, before anything starts (the range checks are system checks, in the apps' conf.py).
 if _payments["PAYMENT_GATEWAY"] not in payments_conf.GATEWAYS:
     raise ImproperlyConfigured(

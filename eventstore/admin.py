@@ -7,7 +7,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from eventstore.models import Event, ProjectionCheckpoint
+from eventstore.models import Event, ParkedEvent, ProjectionCheckpoint
 from eventstore.projections import projection_catch_up
 
 if TYPE_CHECKING:
@@ -97,3 +97,14 @@ class EventAdmin(ReadOnlyAdmin):
 class ProjectionCheckpointAdmin(ReadOnlyAdmin):
     list_display = ["name", "position", "updated_at", "error_position", "error_type", "error_message"]
     readonly_fields = [f.name for f in ProjectionCheckpoint._meta.fields]
+
+
+@admin.register(ParkedEvent)
+class ParkedEventAdmin(ReadOnlyAdmin):
+    """Read only: a parked case is resolved by a retry or a skip (the dashboard, or
+    `parked_case_retry` / `parked_case_skip`), never by editing its rows."""
+
+    list_display = ["projection", "position", "type", "correlation_id", "error", "attempts", "parked_at"]
+    list_filter = ["projection", "type"]
+    search_fields = ["=correlation_id"]
+    readonly_fields = [f.name for f in ParkedEvent._meta.fields]

@@ -6,4 +6,4 @@ class EventStoreConfig(AppConfig):
     verbose_name = "Event log"
 
     def ready(self) -> None:
-        from eventstore import checks  # noqa: F401  (registers the system checks)
+        from eventstore import checks, conf  # noqa: F401  (registers the system checks)

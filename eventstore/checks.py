@@ -8,6 +8,7 @@ from django.core import checks
 
 from eventstore.events import (
     EventTypeAcknowledged,
+    ParkedEventSkipped,
     ProjectionEventSkipped,
     ProjectionRebuilt,
     published_names,
@@ -51,7 +52,10 @@ def projections_handle_registered_types(app_configs: Any = None, **kwargs: Any) 
     # The engine itself honours skips and acknowledgements; a rebuild's record is for operators
     # (the log is its view); every other type needs a projection that reads it.
     handled = {name for p in registry.all() for name in p.types}
-    handled |= {e.event_type for e in (ProjectionEventSkipped, ProjectionRebuilt, EventTypeAcknowledged)}
+    handled |= {
+        e.event_type
+        for e in (ProjectionEventSkipped, ParkedEventSkipped, ProjectionRebuilt, EventTypeAcknowledged)
+    }
     errors += [
         checks.Error(
             f"Event type {name!r} is registered but no projection handles it: it would be recorded "

@@ -182,6 +182,17 @@ class ProjectionEventSkipped(DomainEvent):
     reason: str
 
 
+@event_type("ParkedEventSkipped")
+class ParkedEventSkipped(DomainEvent):
+    """An operator let the projections named pass the parked event at `position`, the first of its
+    business case (the event's correlation id); the events queued behind it were applied next.
+    Replays of those projections pass it the same way."""
+
+    position: int
+    projections: list[str]
+    reason: str
+
+
 @event_type("ProjectionRebuilt")
 class ProjectionRebuilt(DomainEvent):
     """A replay swapped in a rebuild whose rows differ from the live ones: how many, a sample of

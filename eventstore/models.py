@@ -71,7 +71,13 @@ class ProjectionCheckpoint(models.Model):
         default=list,
         blank=True,
         help_text="Positions operators told this projection to pass over: a copy of the "
-        "ProjectionEventSkipped events in the log (a replay rebuilds it from them).",
+        "ProjectionEventSkipped and ParkedEventSkipped events in the log (a replay rebuilds it from them).",
+    )
+    parked = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Business cases (correlation ids) parked for this projection: a copy of its "
+        "ParkedEvent rows' cases, read under the checkpoint's lock so a healthy catch-up needs no extra query.",
     )
 
     class Meta:
@@ -83,3 +89,28 @@ class ProjectionCheckpoint(models.Model):
     @property
     def halted(self) -> bool:
         return self.error_position is not None
+
+
+class ParkedEvent(models.Model):
+    """An event one projection has not applied because its business case is parked: the case's
+    first failing event (its `error` set) or one queued behind it (`error` empty), in log order.
+    Projection state, not the log: a retry or a skip removes the rows (eventstore/parking.py)."""
+
+    projection = models.CharField(max_length=100)
+    position = models.BigIntegerField(help_text="The event's position in the log.")
+    tx_id = models.BigIntegerField(default=0, help_text="The event's transaction id: the read order.")
+    correlation_id = models.CharField(max_length=200, help_text="The business case.")
+    type = models.CharField(max_length=100)
+    error = models.TextField(blank=True, default="", help_text="Empty: queued behind the case's first.")
+    parked_at = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["projection", "tx_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["projection", "position"], name="parked_event_unique"),
+        ]
+        indexes = [models.Index(fields=["correlation_id", "projection"], name="parked_event_case_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.projection}: #{self.position} {self.type} ({self.correlation_id})"

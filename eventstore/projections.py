@@ -1,5 +1,6 @@
-"""The projections' operator API: their status, the business cases they are halted on, events
-no projection can read, and the way past a poison event. Declaring a projection is
+"""The projections' operator API: their status, the business cases they are halted or parked on,
+events no projection can read, and the way past a poison event that halted a projection as a whole
+(a parked business case's way out is eventstore/parked_cases.py). Declaring a projection is
 eventstore/projection.py, catching up eventstore/catchup.py, rebuilding eventstore/replay.py;
 their public names are here too, so apps import projections from one place.
 """
@@ -15,7 +16,7 @@ from django.db import models, transaction
 from eventstore.backends import backend
 from eventstore.catchup import CatchUpResult, checkpoint_locked, projection_catch_up, projections_catch_up
 from eventstore.events import ProjectionEventSkipped, registered_types
-from eventstore.models import Event, ProjectionCheckpoint
+from eventstore.models import Event, ParkedEvent, ProjectionCheckpoint
 from eventstore.projection import (
     Batch,
     Change,
@@ -46,6 +47,7 @@ __all__ = [
     "SkipRefused",
     "Table",
     "halted_correlations",
+    "held_correlations",
     "projection_catch_up",
     "projection_replay",
     "projection_skip",
@@ -76,6 +78,8 @@ class ProjectionStatus:
     held_back_seconds: float | None = None
     """Age of the oldest running write transaction, which readers cannot read past (PostgreSQL)."""
     held_back_pid: int | None = None
+    parked: int = 0
+    """Business cases parked for this projection (eventstore/catchup.py)."""
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -106,6 +110,7 @@ def projection_status(*, name: str | None = None) -> list[ProjectionStatus]:
                 skipped=len(cp.skipped),
                 held_back_seconds=round(held_seconds, 1) if held_seconds is not None else None,
                 held_back_pid=held_pid,
+                parked=len(cp.parked),
             )
         )
     return result
@@ -121,6 +126,20 @@ def halted_correlations() -> set[str]:
         .exclude(correlation_id="")
         .values_list("correlation_id", flat=True)
     )
+
+
+def held_correlations() -> set[str]:
+    """The business cases automations leave alone: those a projection is halted on or has parked
+    (until an operator retries or skips them). One query."""
+    halted_at = ProjectionCheckpoint.objects.filter(error_position__isnull=False).values("error_position")
+    halted = (
+        Event.objects.filter(position__in=halted_at)
+        .exclude(correlation_id="")
+        .order_by()  # no ORDER BY inside a UNION (SQLite refuses it)
+        .values_list("correlation_id")
+    )
+    parked = ParkedEvent.objects.order_by().values_list("correlation_id")
+    return {c for (c,) in halted.union(parked)}
 
 
 def unregistered_events() -> dict[str, int]:

@@ -6,7 +6,11 @@ the head, one short transaction locks the live checkpoint, catches the shadow up
 copies it over the live rows and moves the checkpoint. Columns the log does not hold (a TODO
 item's claim) stay on the live rows, so a rebuild never touches a worker's lease.
 
-Memory stays flat whatever the log size: a batch at a time. Replay only runs `apply`, which
+The shadow parks business cases as a catch-up does (eventstore/catchup.py), in memory, and the
+swap puts its parked events in place of the live projection's: the same log parks the same cases,
+and a case an operator skipped is passed the same way (the skip is an event).
+
+Memory stays flat whatever the log size: a batch at a time (and the parked events). Replay only runs `apply`, which
 writes read models: it never calls a gateway or appends events.
 """
 
@@ -27,11 +31,13 @@ from eventstore.catchup import (
     CatchUpResult,
     ProjectionHalted,
     apply_batch,
+    case_apply,
     checkpoint_locked,
     clear_error,
     skipped_positions,
 )
 from eventstore.models import ProjectionCheckpoint
+from eventstore.parked import Parking, error_text, parked_rows_replace
 from eventstore.projection import Projection, Table, registry
 from eventstore.record import LogKey
 
@@ -149,12 +155,32 @@ class Shadow:
     batch_size: int
     key: LogKey = dataclasses.field(default_factory=LogKey)
     applied: int = 0
+    parked: list[Parking] = dataclasses.field(default_factory=list)
+    cases: set[str] = dataclasses.field(default_factory=set)
+    """The business cases the rebuild parked."""
 
     def step(self) -> bool:
         """Apply one batch to the shadow tables; True when the head is reached."""
-        progress = apply_batch(self.projection, self.key, self.batch_size, self.skips, self.models)
+        progress = apply_batch(
+            self.projection, self.key, self.batch_size, self.skips, self.models, self.cases
+        )
         self.key, self.applied = progress.key, self.applied + progress.applied
+        self.parked += progress.parked
+        self.cases |= {p.case for p in progress.parked}
         return progress.done
+
+    def resume_skipped(self) -> None:
+        """A case whose first parked event an operator skipped while the shadow was built: apply
+        what queued behind it, as the skip did on the live projection."""
+        for case in {p.case for p in self.parked if p.recorded.position in self.skips}:
+            mine = [p for p in self.parked if p.case == case]
+            handled, error = case_apply(self.projection, [p.recorded for p in mine], self.skips, self.models)
+            rest = mine[handled:]
+            if error is not None:
+                rest[0] = Parking(rest[0].recorded, error_text(error))
+            else:
+                self.cases.discard(case)
+            self.parked = [p for p in self.parked if p.case != case] + rest
 
 
 def _swap_in(shadow: Shadow, before_swap: Callable[[Shadow, ProjectionCheckpoint], None] | None) -> None:
@@ -166,12 +192,16 @@ def _swap_in(shadow: Shadow, before_swap: Callable[[Shadow, ProjectionCheckpoint
         shadow.skips |= set(checkpoint.skipped)  # recorded while the shadow was built
         while not shadow.step():
             pass
+        shadow.resume_skipped()
         if before_swap:
             before_swap(shadow, checkpoint)
         for table in projection.tables:
             _swap(table, shadow.models[table.model])
         checkpoint.tx_id, checkpoint.position = shadow.key.tx_id, shadow.key.position
         checkpoint.skipped = sorted(shadow.skips)
+        parked_rows_replace(
+            checkpoint=checkpoint, parkings=sorted(shadow.parked, key=lambda p: p.recorded.key)
+        )
         clear_error(checkpoint)
         checkpoint.save()
 

@@ -35,6 +35,9 @@ from eventstore.store import event_append
 SAMPLE = 20
 """Differences of each kind kept (and printed) per table; the counts are always complete."""
 
+PARKED_CASES = "parked cases"
+"""The name a difference in the parked business cases is shown under."""
+
 # Rounds of "live to the head, shadow to the head" before comparing anyway (appends keep coming).
 _LEVEL_ROUNDS = 20
 
@@ -94,10 +97,18 @@ class _Compared(Exception):
         self.refused = refused
 
 
-def shadow_diff(projection: Projection, shadow: dict[type[models.Model], type[models.Model]]) -> ShadowDiff:
-    """The differences between the live rows of `projection` and its rebuilt shadow tables."""
-    added = removed = changed = 0
-    rows: list[RowDifference] = []
+def shadow_diff(
+    projection: Projection,
+    shadow: dict[type[models.Model], type[models.Model]],
+    parked: tuple[set[str], set[str]] = (set(), set()),
+) -> ShadowDiff:
+    """The differences between the live rows of `projection` and its rebuilt shadow tables, and
+    between the business cases each parked (`parked`: the live ones, the rebuild's)."""
+    live_cases, rebuilt_cases = parked
+    gained, lost = sorted(rebuilt_cases - live_cases), sorted(live_cases - rebuilt_cases)
+    added, removed, changed = len(gained), len(lost), 0
+    rows = [RowDifference("added", PARKED_CASES, (c,)) for c in gained[:SAMPLE]]
+    rows += [RowDifference("removed", PARKED_CASES, (c,)) for c in lost[:SAMPLE]]
     for table in projection.tables:
         for kind, keys in _table_differences(table, shadow[table.model]).items():
             count = 0
@@ -198,24 +209,29 @@ def _changed(sql: str, params: list[Any], n_keys: int, columns: list[str]) -> li
         return result
 
 
-def _level(projection: Projection, shadow: Shadow, checkpoint: ProjectionCheckpoint) -> None:
+def _level(projection: Projection, shadow: Shadow, checkpoint: ProjectionCheckpoint) -> set[str]:
     """Catch the live rows up to the shadow's point of the log (in the replay's transaction, under
-    the checkpoint's lock), so the two are compared after the same events. A live projection that
-    halts stays where it halted: what it lacks shows as differences."""
+    the checkpoint's lock), so the two are compared after the same events; the live projection's
+    parked cases then. A live projection that halts stays where it halted: what it lacks shows as
+    differences. (The swap replaces the live parked events, so these parkings are not written.)"""
     key = LogKey(checkpoint.tx_id, checkpoint.position)
+    cases = set(checkpoint.parked)
     for _ in range(_LEVEL_ROUNDS):
         try:
             while True:
-                step = apply_batch(projection, key, shadow.batch_size, shadow.skips)
+                step = apply_batch(projection, key, shadow.batch_size, shadow.skips, parked=cases)
                 key = step.key
+                cases |= {p.case for p in step.parked}
                 if step.done:
                     break
         except ProjectionHalted:
-            return
+            return cases
         while not shadow.step():
             pass
         if shadow.key == key:
-            return
+            break
+    shadow.resume_skipped()
+    return cases
 
 
 def max_differences() -> int:
@@ -260,8 +276,8 @@ def projection_replay_checked(
     found: list[ShadowDiff] = []
 
     def compare(shadow: Shadow, checkpoint: ProjectionCheckpoint) -> None:
-        _level(projection, shadow, checkpoint)
-        diff = shadow_diff(projection, shadow.models)
+        live_cases = _level(projection, shadow, checkpoint)
+        diff = shadow_diff(projection, shadow.models, (live_cases, shadow.cases))
         found.append(diff)
         if check:
             raise _Compared(diff)

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from eventstore.admin import ReadOnlyAdmin
+from eventstore.parked_cases import parked_cases_list
 from eventstore.store import ConcurrencyError, correlation_read
 from orders.commands import OrderRejected, order_cancel
 from orders.events import OrderCancelled
@@ -33,6 +34,7 @@ class OrderAdmin(ReadOnlyAdmin):
         extra_context = {
             **(extra_context or {}),
             "story": correlation_read(correlation_id=object_id),
+            "parked_case": parked_cases_list(correlation_id=object_id),
             "todo_items": TodoItem.objects.filter(correlation_id=object_id).order_by("opened_position"),
         }
         return super().change_view(request, object_id, form_url, extra_context)

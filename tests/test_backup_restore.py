@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from eventstore.events import registered_types
 from eventstore.models import Event
+from eventstore.parked_cases import parked_case_skip
 from eventstore.projections import projection_skip, projections_catch_up
 from eventstore.projections import registry as projections
 from eventstore.unknown_types import event_type_acknowledge
@@ -33,11 +34,15 @@ STATE = {
     "closed_at, closed_position, closed_by, attempts, last_error, next_attempt_at, parked_at, parked_reason "
     "FROM todolists_todoitem ORDER BY list_name, key",
     "checkpoints": "SELECT name, position, tx_id, error_position, error_type, error_message, error_count, "
-    "skipped FROM eventstore_projectioncheckpoint WHERE name <> 'test_applied' ORDER BY name",
+    "skipped, parked FROM eventstore_projectioncheckpoint WHERE name <> 'test_applied' ORDER BY name",
+    "parked": "SELECT projection, position, correlation_id, type, error FROM eventstore_parkedevent ORDER BY 1, 2",
     "log": "SELECT count(*), max(position), max(tx_id) FROM eventstore_event",
     "rollup": "SELECT list_name, period, at, measure, n FROM todolists_todolistrollup ORDER BY 1, 2, 3, 4",
 }
-PROJECTION_TABLES = "orders_order, payments_payment, todolists_todoitem, todolists_todolistrollup, eventstore_projectioncheckpoint"
+PROJECTION_TABLES = (
+    "orders_order, payments_payment, todolists_todoitem, todolists_todolistrollup,"
+    " eventstore_projectioncheckpoint, eventstore_parkedevent"
+)
 
 
 def _state(dsn: str) -> dict:
@@ -70,21 +75,27 @@ def _every_kind_of_event(seeded: dict[str, str]) -> None:
     todo_list_pause(list_name="orders_to_cancel", reason="gateway incident", actor="ops")
     todo_list_resume(list_name="orders_to_cancel", reason="resolved", actor="ops")
     todo_list_pause(list_name="orders_to_confirm", reason="still paused in the dump", actor="ops")
-    # A poison event (written past the append's checks, without its amount), passed by an operator's skip in every
-    # projection that reads it: a rebuild from the restored log must skip it the same way.
-    poison = Event.objects.create(
-        stream_id="order-poison",
-        stream_version=1,
-        type="OrderPlaced",
-        data={"order_id": "poison"},
-        correlation_id="poison",
-        recorded_at=timezone.now(),
+    # Two poison events (written past the append's checks, without their amount): one of a business
+    # case, parked and passed by an operator's skip of the case; one with no case, which halts the
+    # projections that read it, passed by a skip in each. A rebuild from the restored log must pass
+    # both the same way.
+    parked, halting = (
+        Event.objects.create(
+            stream_id=f"order-{order_id}",
+            stream_version=1,
+            type="OrderPlaced",
+            data={"order_id": order_id},
+            correlation_id=case,
+            recorded_at=timezone.now(),
+        )
+        for order_id, case in (("poison", "poison"), ("poison-2", ""))
     )
     projections_catch_up()
+    parked_case_skip(correlation_id=parked.correlation_id, reason="no amount", actor="ops")
     for projection in projections.all():
         if "OrderPlaced" in projection.types:
             projection_skip(
-                name=projection.name, position=poison.position, reason="no amount", actor="ops", force=True
+                name=projection.name, position=halting.position, reason="no amount", actor="ops", force=True
             )
     Order.objects.filter(order_id=seeded["confirmed"]).update(customer="tampered")
     call_command("replay_projections", "orders")  # puts it right, and records the rebuild

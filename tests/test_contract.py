@@ -3,6 +3,7 @@ recorded skip, names are checked, and every append that opens a list nudges the 
 
 import dataclasses
 import decimal
+import json
 import uuid
 
 import pytest
@@ -12,6 +13,7 @@ from django.utils import timezone
 
 from eventstore.events import InvalidEvent
 from eventstore.models import Event
+from eventstore.parked_cases import parked_cases_list
 from eventstore.projections import projection_status, registry, unregistered_events
 from eventstore.store import event_append
 from orders.commands import OrderRejected, order_confirm, order_place
@@ -73,7 +75,7 @@ def _poison_order_placed(**data) -> Event:
     )
 
 
-HALTS_ON_ORDER_PLACED = ["orders", "payments", "todo:payments_to_issue"]
+PARKS_ON_ORDER_PLACED = ["orders", "payments", "todo:payments_to_issue"]
 
 
 @pytest.mark.parametrize(
@@ -84,46 +86,48 @@ HALTS_ON_ORDER_PLACED = ["orders", "payments", "todo:payments_to_issue"]
     ],
     ids=["missing-field", "unknown-field"],
 )
-def test_a_poison_event_halts_is_never_charged_and_a_recorded_skip_lets_everything_pass(
+def test_a_poison_event_parks_its_order_is_never_charged_and_a_recorded_skip_resolves_it(
     data, place_orders, capsys
 ):
     poison = _poison_order_placed(**data)
     [paid], _ = place_orders(visa=1, declined=0)
 
-    with pytest.raises(CommandError, match="projections halted: payments_to_issue"):
-        call_command("process_todos")
-    halted = {s.name: s for s in projection_status() if s.halted}
-    assert sorted(halted) == HALTS_ON_ORDER_PLACED
-    assert {s.error_position for s in halted.values()} == {poison.position}
-    assert all("InvalidEvent" in s.error_message for s in halted.values())
-    assert not Event.objects.filter(type="PaymentStarted").exists()  # nothing acted behind the halt
+    call_command("process_todos")
+    assert Order.objects.get(order_id=paid).status == "confirmed"  # the other order goes on
+    assert not any(s.halted for s in projection_status())
+    parked = {s.name: s.parked for s in projection_status() if s.parked}
+    assert parked == dict.fromkeys(PARKS_ON_ORDER_PLACED, 1)
+    capsys.readouterr()
+    call_command("parked_cases", "--json")
+    [case] = json.loads(capsys.readouterr().out)
+    assert (case["correlation_id"], case["position"]) == (poison.correlation_id, poison.position)
+    assert "InvalidEvent" in case["error"]
+    assert not Event.objects.filter(type="PaymentStarted", correlation_id=poison.correlation_id).exists()
 
-    with pytest.raises(CommandError, match="not at position"):
-        call_command("projection_skip", "orders", "--position", str(poison.position + 1), "--reason", "r")
-    for name in HALTS_ON_ORDER_PLACED:
-        call_command("projection_skip", name, "--position", str(poison.position), "--reason", "bad import")
-    with pytest.raises(CommandError, match="already skips"):
-        call_command("projection_skip", "orders", "--position", str(poison.position), "--reason", "again")
+    with pytest.raises(CommandError, match="is not parked"):
+        call_command("parked_case_skip", str(uuid.uuid4()), "--reason", "r")
+    call_command("parked_case_skip", poison.correlation_id, "--reason", "bad import")
+    with pytest.raises(CommandError, match="is not parked"):
+        call_command("parked_case_skip", poison.correlation_id, "--reason", "again")
     call_command("process_todos")
 
-    assert Order.objects.get(order_id=paid).status == "confirmed"
     assert not Order.objects.filter(order_id=poison.correlation_id).exists()
     assert not TodoItem.objects.filter(key=poison.correlation_id).exists()
     assert not InProcessCharge.objects.filter(order_id=poison.correlation_id).exists()
     assert {s.name: s.skipped for s in projection_status()} == {
         **{s.name: 0 for s in projection_status()},
-        **dict.fromkeys(HALTS_ON_ORDER_PLACED, 1),
+        **dict.fromkeys(PARKS_ON_ORDER_PLACED, 1),
     }
-    # The skips are events of that order's story, and a replay repeats them.
-    skips = Event.objects.filter(type="ProjectionEventSkipped", correlation_id=poison.correlation_id)
-    assert skips.count() == 3
+    # The skip is one event of that order's story, and a replay repeats it.
+    [skip] = Event.objects.filter(type="ParkedEventSkipped", correlation_id=poison.correlation_id)
+    assert skip.data["projections"] == PARKS_ON_ORDER_PLACED
     before = process_snapshot()
     call_command("replay_projections")
     assert process_snapshot() == before
-    assert not any(s.halted for s in projection_status())
+    assert not any(s.halted or s.parked for s in projection_status())
 
 
-def test_a_list_leaves_alone_a_business_case_another_projection_is_halted_on(place_orders, monkeypatch):
+def test_a_list_leaves_alone_a_business_case_another_projection_has_parked(place_orders, monkeypatch):
     [stuck, fine], _ = place_orders(visa=2, declined=0)
     projection = registry.get("payments")
 
@@ -137,6 +141,7 @@ def test_a_list_leaves_alone_a_business_case_another_projection_is_halted_on(pla
     assert Order.objects.get(order_id=fine).status == "confirmed"
     assert not Event.objects.filter(correlation_id=stuck, type="PaymentStarted").exists()
     assert not InProcessCharge.objects.filter(order_id=stuck).exists()
+    assert [(c.correlation_id, c.projections) for c in parked_cases_list()] == [(stuck, ["payments"])]
 
 
 def test_events_of_an_unregistered_type_are_counted_and_reported(capsys):

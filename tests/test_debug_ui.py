@@ -175,8 +175,7 @@ def test_the_poison_events_page_names_what_it_halted_and_one_skip_passes_them_al
     html = page.content.decode()
     skip = reverse("admin:eventstore_event_skip", args=[poison])
     assert skip in html and "This event halted 3 projections" in html
-    story = page.context["story_url"]
-    assert admin_client.get(story).status_code == 200
+    assert not page.context["story_url"]  # no business case: no order's story to link
     admin_client.post(skip, {"reason": "bad import, no amount"})
     assert not any(p.halted for p in projection_status())
     skips = Event.objects.filter(type="ProjectionEventSkipped", causation_id=str(poison))

@@ -1,5 +1,6 @@
 """Every debug page, in a real headless Chromium, in each state of the process (ok, failing: the
-gateway failing with parked items, halted: a poison event), at 1280 and 390 px, in light and dark
+gateway failing with parked items, halted: a poison event with no business case, parked: a poison
+event that parked its order), at 1280 and 390 px, in light and dark
 mode. Asserts what an operator would otherwise find by squinting: no page scrolls sideways at
 1280 px (nor the dashboard at 390 px), and no text on the dashboard is below WCAG's 4.5:1 contrast.
 
@@ -84,6 +85,28 @@ def ok_process(no_nudge) -> dict:
     return ids
 
 
+def parked_process(no_nudge) -> dict:
+    """The ok process, then an OrderPlaced without its amount (written past the append's checks) of
+    its own business case, parked, and one more order decided after it."""
+    import uuid
+
+    from django.utils import timezone
+
+    ids = ok_process(no_nudge)
+    order_id = str(uuid.uuid4())
+    poison = Event.objects.create(
+        stream_id=f"order-{order_id}",
+        stream_version=1,
+        type="OrderPlaced",
+        data={"order_id": order_id, "customer": "ada", "currency": "EUR", "payment_method": "pm_card_visa"},
+        correlation_id=order_id,
+        recorded_at=timezone.now(),
+    )
+    ids["confirmed"], ids["poison"] = PlacedOrderFactory(), poison.pk
+    call_command("process_todos")
+    return ids
+
+
 def pages_of(ids: dict) -> dict[str, str]:
     order = ids.get("parked") or ids["confirmed"]
     item = TodoItem.objects.filter(list_name="payments_to_issue", key=order).first()
@@ -108,12 +131,13 @@ def overflow(page, *, boxes: bool) -> int:
     )
 
 
-@pytest.mark.parametrize("state", ["ok", "failing", "halted"])
+@pytest.mark.parametrize("state", ["ok", "failing", "halted", "parked"])
 def test_every_page_in_every_state_fits_and_the_dashboard_is_readable(state, request, logged_in, shots_dir):
     ids = {
         "ok": lambda: ok_process(request.getfixturevalue("no_nudge")),
         "failing": lambda: request.getfixturevalue("seeded_process"),
         "halted": lambda: request.getfixturevalue("poison_event"),
+        "parked": lambda: parked_process(request.getfixturevalue("no_nudge")),
     }[state]()
     page = logged_in
     # The check can fail: grey on grey is caught.

@@ -41,13 +41,15 @@ def live_worker():
 
 
 def poison_order_placed() -> Event:
+    """An OrderPlaced without its amount and without a business case (correlation id): with no case
+    to park, every projection reading it halts (a parked case: tests/test_parked_cases_ui.py)."""
     order_id = str(uuid.uuid4())
     return Event.objects.create(
         stream_id=f"order-{order_id}",
         stream_version=1,
         type="OrderPlaced",
         data={"order_id": order_id, "customer": "ada", "currency": "EUR", "payment_method": "pm_card_visa"},
-        correlation_id=order_id,
+        correlation_id="",
         recorded_at=timezone.now(),
     )
 

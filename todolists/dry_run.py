@@ -51,6 +51,8 @@ class DryRun:
     """Keys of the oldest open items."""
     halted: str = ""
     """Where and why the fold stopped, if an event could not be applied."""
+    parked_cases: int = 0
+    """Business cases the fold would park (an event of theirs could not be applied)."""
 
 
 def todo_list_load(*, path: str) -> TodoList:
@@ -88,11 +90,12 @@ def todo_list_dry_run(*, todo: TodoList, batch_size: int = 5000) -> DryRun:
         with transaction.atomic():
             for model in scratches.values():
                 _create_temporary(model)
-            key, folded, halted = LogKey(), 0, ""
+            key, folded, halted, cases = LogKey(), 0, "", set[str]()
             try:
                 while True:
-                    step = apply_batch(projection, key, batch_size, set(), scratches)
+                    step = apply_batch(projection, key, batch_size, set(), scratches, cases)
                     key, folded = step.key, folded + step.applied
+                    cases |= {p.case for p in step.parked}  # counted, never written
                     if step.done:
                         break
             except ProjectionHalted as halt:
@@ -102,7 +105,11 @@ def todo_list_dry_run(*, todo: TodoList, batch_size: int = 5000) -> DryRun:
                     f"would halt at position {halt.recorded.position} ({halt.recorded.type}): "
                     f"{type(halt.error).__name__}: {halt.error}"
                 )
-            raise _RolledBack(_read(todo, scratch, folded, key.position, halted))
+            raise _RolledBack(
+                dataclasses.replace(
+                    _read(todo, scratch, folded, key.position, halted), parked_cases=len(cases)
+                )
+            )
     except _RolledBack as done:
         return done.result
 

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from eventstore.projections import (
     CatchUpResult,
-    halted_correlations,
+    held_correlations,
     projection_catch_up,
     projections_catch_up,
 )
@@ -58,7 +58,7 @@ TAKEOVER_POLL_SECONDS = 0.5
 # A list's turn in a round: at most this many items before the other lists get theirs. A backlog
 # is worked in batches that double up to this size; a trickle in batches of 10.
 TURN_ITEMS = 40
-# How often a task's rounds read the halted business cases and the paused lists again.
+# How often a task's rounds read the held business cases (halted or parked) and the paused lists again.
 REREAD_SECONDS = 1.0
 
 
@@ -173,13 +173,12 @@ def todo_list_work(
     paused: bool | None = None,
     grow_to: int = 0,
 ) -> WorkResult:
-    """Work the due items of one list, a batch at a time, and record failures. Stops when nothing
-    is due, after `max_items`, or at `deadline` (a time.monotonic() value, checked before each
-    item; by default see `work_deadline`). A caller that has just caught the list up passes that
-    result as `caught_up`, `avoid` if it has read `halted_correlations()`, and `paused` if it has
-    read `todo_lists_paused()`. With `grow_to`, a full batch doubles the next, up to that size:
-    a backlog is worked in fewer, larger batches (each batch's claim, renewal, re-read and
-    catch-up are shared by its items); `result.batch` is the size to start the next turn with."""
+    """Work the due items of one list, a batch at a time, recording failures, until nothing is
+    due, `max_items`, or `deadline` (time.monotonic(); by default `work_deadline()`). A caller
+    that has just caught the list up passes that as `caught_up`, and `avoid` / `paused` if it has
+    read `held_correlations()` / `todo_lists_paused()`. With `grow_to`, a full batch doubles the
+    next up to that size (a backlog shares each batch's claim, renewal, re-read and catch-up
+    among more items); `result.batch` is the size to go on with."""
     todo = registry.get(list_name)
     worker = worker or worker_id()
     result = WorkResult(list_name)
@@ -190,8 +189,7 @@ def todo_list_work(
     deadline = deadline or work_deadline()
     # Each batch ends with a catch-up (see _work_batch), so only the first needs one up front.
     caught_up = caught_up or projection_catch_up(name=todo.projection_name)
-    # Business cases another projection is halted on wait for the operator (projection_skip).
-    avoid = halted_correlations() if avoid is None else avoid
+    avoid = held_correlations() if avoid is None else avoid  # halted or parked: the operator's
     while not caught_up.error and result.worked < max_items and time.monotonic() < deadline:
         limit = min(batch, max_items - result.worked)
         items = todo_items_claim(
@@ -199,6 +197,8 @@ def todo_list_work(
         )
         if items:
             caught_up = _work_claimed(todo, items, worker, result, deadline)
+            if caught_up.parked:
+                avoid = held_correlations()  # the list's catch-up just parked a case: not in the next batch
         if len(items) < limit:
             break  # nothing more was due: another claim would find nothing
         batch = max(batch, min(batch * 2, grow_to))
@@ -349,9 +349,9 @@ class _Rounds:
     def refresh(self, lists: list[str]) -> tuple[set[str], set[str]]:
         """The business cases to leave alone and the paused lists, read again at most once per
         REREAD_SECONDS (a round can be one batch; a pause takes effect within that), or at once
-        after a catch-up halted."""
+        after a catch-up halted or parked a case."""
         if time.monotonic() - self.read_at >= REREAD_SECONDS:
-            self.avoid, self.paused = halted_correlations(), todo_lists_paused(list_names=registry.names())
+            self.avoid, self.paused = held_correlations(), todo_lists_paused(list_names=registry.names())
             self.read_at = time.monotonic()
         return self.avoid, self.paused & set(lists)
 
@@ -359,8 +359,8 @@ class _Rounds:
         total = self.totals.setdefault(turn.list_name, WorkResult(turn.list_name))
         total.worked, total.failed = total.worked + turn.worked, total.failed + turn.failed
         total.halted, total.paused = turn.halted or total.halted, turn.paused or total.paused
-        if turn.halted:
-            self.read_at = -math.inf  # a case may have just halted: read the avoid set again
+        if turn.halted or (turn.caught_up and turn.caught_up.parked):
+            self.read_at = -math.inf  # a case may have just halted or parked: read the avoid set again
         if turn.caught_up:
             self.caught_up[registry.get(turn.list_name).projection_name] = turn.caught_up
         self.sizes[turn.list_name] = turn.batch

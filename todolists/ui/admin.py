@@ -17,7 +17,7 @@ from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
 
 from eventstore.admin import EventAdmin, ReadOnlyAdmin, pretty_json
-from eventstore.models import Event
+from eventstore.models import Event, ParkedEvent
 from eventstore.poison import projections_skip_event
 from eventstore.projections import SkipRefused
 from todolists.lists import registry
@@ -438,15 +438,18 @@ class EventWithItemsAdmin(EventAdmin):
         if event is not None:
             items = TodoItem.objects.filter(Q(opened_position=event.pk) | Q(closed_position=event.pk))
             halted = projections_halted_at(position=event.pk)
+            parked = ParkedEvent.objects.filter(position=event.pk).order_by("projection")
             story = ""
             if event.correlation_id:
-                # A case whose event halted the projections has no read-model row to show: its events do.
-                story = log_search_url(event.correlation_id) if halted else story_url(event.correlation_id)
+                # A case whose event halted or parked the projections may have no read-model row: its events do.
+                stopped = halted or parked
+                story = log_search_url(event.correlation_id) if stopped else story_url(event.correlation_id)
             extra_context = {
                 **(extra_context or {}),
                 "story_url": story,
-                "story_in_log": bool(halted),
+                "story_in_log": bool(halted or parked),
                 "halted_here": halted,
+                "parked_here": list(parked),
                 "skip_url": reverse("admin:eventstore_event_skip", args=[event.pk]) if halted else "",
                 "may_skip": request.user.is_superuser,
                 "opened_items": [i for i in items if i.opened_position == event.pk],

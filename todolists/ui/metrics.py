@@ -82,11 +82,17 @@ class TodoCollector:
             "Events an operator told the projection to pass over",
             labels=["projection"],
         )
+        parked = GaugeMetricFamily(
+            "projection_parked_cases",
+            "Business cases the projection parked on an event it could not apply (their later events wait)",
+            labels=["projection"],
+        )
         for p in projections:
             lag.add_metric([p.name], p.lag)
             halted.add_metric([p.name], int(p.halted))
             skipped.add_metric([p.name], p.skipped)
-        yield from (lag, halted, skipped)
+            parked.add_metric([p.name], p.parked)
+        yield from (lag, halted, skipped, parked)
         yield GaugeMetricFamily(
             "eventlog_readers_held_back_seconds",
             "Age of the oldest write transaction readers cannot read past "

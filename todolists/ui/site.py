@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path
 
-from todolists.ui import dashboard_actions
+from todolists.ui import dashboard_actions, parked_actions
 from todolists.ui.error_groups import group_actions
 from todolists.ui.glossary import glossary_context
 from todolists.ui.views import live_context, view_urls
@@ -49,5 +49,13 @@ class DebugAdminSite(admin.AdminSite):
             ),
             path("list-pause/", self.admin_view(dashboard_actions.list_pause_view), name="todo_list_pause"),
             path("event-skip/", self.admin_view(dashboard_actions.event_skip_view), name="event_skip"),
+            path(
+                "parked-retry/",
+                self.admin_view(parked_actions.parked_case_retry_view),
+                name="parked_case_retry",
+            ),
+            path(
+                "parked-skip/", self.admin_view(parked_actions.parked_case_skip_view), name="parked_case_skip"
+            ),
             *super().get_urls(),
         ]

@@ -17,6 +17,7 @@ from django.db.models import Count, F, Max, Min, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from eventstore.models import ParkedEvent
 from eventstore.projections import ProjectionStatus, projection_status
 from todolists import rollup
 from todolists.conf import conf
@@ -121,6 +122,7 @@ def _counts(now: datetime.datetime) -> Mapping[str, Mapping[str, Any]]:
     their own partial index, todolists/models.py: never the done ones, most of the table), and
     the done ones from the rollup."""
     open_ = Q(status=TodoItem.Status.OPEN)
+    waits_on_case = Q(correlation_id__in=ParkedEvent.objects.values("correlation_id"))
     rows: dict[str, dict[str, Any]] = {
         r["list_name"]: dict(r)
         for r in TodoItem.objects.exclude(status=TodoItem.Status.DONE)
@@ -133,7 +135,8 @@ def _counts(now: datetime.datetime) -> Mapping[str, Mapping[str, Any]]:
             parked=Count("pk", filter=Q(status=TodoItem.Status.PARKED)),
             expired_leases=Count("pk", filter=TodoItem.lease_expired()),
             oldest=Min("opened_at"),
-            oldest_due=Min(Coalesce("next_attempt_at", "opened_at"), filter=TodoItem.due()),
+            # An item of a parked business case waits for the operator, not a worker: not "stuck".
+            oldest_due=Min(Coalesce("next_attempt_at", "opened_at"), filter=TodoItem.due() & ~waits_on_case),
             oldest_parked=Min("parked_at", filter=Q(status=TodoItem.Status.PARKED)),
         )
     }

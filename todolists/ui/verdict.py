@@ -26,6 +26,7 @@ from django.db.models import BooleanField, Count, ExpressionWrapper, Min, OuterR
 from django.utils import dateformat, timezone
 
 from eventstore.models import Event, ProjectionCheckpoint
+from eventstore.parked_cases import ParkedCase, parked_cases_list
 from eventstore.projections import ProjectionStatus, projection_status, unregistered_events
 from todolists.conf import conf
 from todolists.events import TodoAttemptFailed
@@ -154,6 +155,8 @@ class Verdict:
     expired_leases: list[TodoItem]
     """The most recent of them (status.EXPIRED_LEASES_SHOWN); the count is per list."""
     unregistered: dict[str, int]
+    parked_cases: list[ParkedCase] = dataclasses.field(default_factory=list)
+    """Business cases projections parked, oldest first (eventstore/parked_cases.py)."""
 
     def level_of(self, subject: str) -> Level:
         return worst(f.level for f in self.findings if f.subject == subject)
@@ -210,6 +213,7 @@ class Verdict:
                     "halted": r.status.halted,
                     "error_position": r.status.error_position,
                     "skipped": r.status.skipped,
+                    "parked": r.status.parked,
                     "held_back_seconds": r.status.held_back_seconds,
                 }
                 for r in self.projection_rows
@@ -226,6 +230,9 @@ class Verdict:
                 for w in self.workers
             ],
             "error_groups": [dataclasses.asdict(g) for g in self.error_groups],
+            "parked_cases": [
+                {**dataclasses.asdict(c), "since": c.since.isoformat()} for c in self.parked_cases
+            ],
             "broker_queued": self.cluster.queued,
         }
 
@@ -325,20 +332,20 @@ def process_verdict() -> Verdict:
     projections = projection_status()
     lists = todo_lists_status(projections=projections)
     oldest_unread = _oldest_unread([p.name for p in projections])
-    window = datetime.timedelta(seconds=conf.failing_window_seconds)
-    attempts = _attempts(now - window)
+    attempts = _attempts(now - datetime.timedelta(seconds=conf.failing_window_seconds))
     groups = _error_groups()
     holders = _expired_holders()
     workers = _workers()
     pauses = _pauses()
     unregistered = unregistered_events()
     cluster = cluster_status()
+    parked = parked_cases_list() if any(p.parked for p in projections) else []
 
     findings: list[Finding] = []
     findings += _worker_findings(now, lists, oldest_unread, workers, pauses)
     projection_rows = []
     for p in projections:
-        found = _projection_findings(now, p, oldest_unread.get(p.name), workers)
+        found = _projection_findings(now, p, oldest_unread.get(p.name), workers) + _parked_findings(p, parked)
         findings += found
         projection_rows.append(ProjectionRow(p, worst(f.level for f in found), oldest_unread.get(p.name)))
     for s in lists:
@@ -368,6 +375,7 @@ def process_verdict() -> Verdict:
         pauses=pauses,
         expired_leases=expired_leases(),
         unregistered=unregistered,
+        parked_cases=parked,
     )
 
 
@@ -557,6 +565,26 @@ def _stuck(subject: str, name: str, s: ListStatus, due_age: float, *, alive: boo
         s.oldest_due_at,
         "see the cluster's failed tasks and the worker logs" if alive else "start `manage.py qcluster`",
     )
+
+
+def _parked_findings(p: ProjectionStatus, parked: list[ParkedCase]) -> list[Finding]:
+    """Attention, not failing: every other business case goes on; these wait for an operator."""
+    mine = [c for c in parked if p.name in c.projections]
+    if not mine:
+        return []
+    first = mine[0]  # the oldest
+    return [
+        Finding(
+            Level.ATTENTION,
+            f"projection:{p.name}",
+            f"{len(mine)} business case(s) parked in {p.name}",
+            first.since,
+            f"event #{first.position} ({first.type}): {first.error[:160]} — fix the handler and retry, "
+            "or skip, from the dashboard's parked cases "
+            f"(`manage.py parked_case_retry {first.correlation_id}`, "
+            f"`manage.py parked_case_skip {first.correlation_id} --reason ...`)",
+        )
+    ]
 
 
 def _failing_step(kind: str) -> str:

@@ -31,5 +31,9 @@ class Command(MigratedCommand):
             "  waiting, by age: " + ", ".join(f"{label}: {n}" for label, n in run.by_age.items())
         )
         self.stdout.write(f"  oldest keys: {', '.join(run.sample) or '(none)'}")
+        if run.parked_cases:
+            self.stdout.write(
+                f"  would park {run.parked_cases} business case(s): an event of each could not be applied"
+            )
         if run.halted:
             raise CommandError(f"{run.name}: {run.halted}")

@@ -1,0 +1,34 @@
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from eventstore.parked_cases import ParkedCaseRefused, parked_case_skip
+from eventstore.setup_hint import MigratedCommand
+
+
+class Command(MigratedCommand):
+    help = (
+        "Let every projection that parked a business case pass its first parked event: appends one "
+        "ParkedEventSkipped event for the case (replays pass it too), then applies the events queued "
+        "behind it; exits 1 if one of those fails in turn (the case stays parked on it)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "case", metavar="CASE", help="The business case: its correlation id (the order id)."
+        )
+        parser.add_argument("--reason", required=True, help="Why it is safe to pass it; kept in the log.")
+        parser.add_argument(
+            "--actor", default="manage.py parked_case_skip", help="Who decided (kept in the log)."
+        )
+
+    def handle(self, *args: Any, case: str, reason: str, actor: str, **options: Any) -> None:
+        try:
+            outcomes = parked_case_skip(correlation_id=case, reason=reason, actor=actor)
+        except ParkedCaseRefused as exc:
+            raise CommandError(str(exc)) from None
+        for o in outcomes:
+            state = f"still parked: {o.error}" if o.still_parked else "resolved"
+            self.stdout.write(f"{o.projection}: skipped; {o.applied} event(s) applied or passed; {state}")
+        if any(o.still_parked for o in outcomes):
+            raise CommandError(f"business case {case} is still parked")

@@ -1,0 +1,156 @@
+"""A parked business case as the operator meets it: one verdict finding (health, todo_status,
+/metrics read it), the dashboard's parked cases with Retry and Skip (plain forms), and the event
+and order pages saying the case is parked."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from eventstore.models import Event, ParkedEvent
+from eventstore.projections import registry
+from orders.commands import order_place
+from todolists.ui.status import todo_lists_status
+from todolists.ui.verdict import Level, process_verdict
+
+pytestmark = pytest.mark.django_db
+
+
+def poison_order_placed() -> Event:
+    """An OrderPlaced without its amount, of its own business case, written past the append's checks."""
+    order_id = str(uuid.uuid4())
+    return Event.objects.create(
+        stream_id=f"order-{order_id}",
+        stream_version=1,
+        type="OrderPlaced",
+        data={"order_id": order_id, "customer": "ada", "currency": "EUR", "payment_method": "pm_card_visa"},
+        correlation_id=order_id,
+        recorded_at=timezone.now(),
+    )
+
+
+@pytest.fixture
+def parked(no_nudge):
+    poison = poison_order_placed()
+    fine = order_place(amount="10.00", currency="EUR")
+    call_command("process_todos")
+    return poison, fine
+
+
+def test_a_parked_case_is_one_attention_finding_read_by_health_status_and_metrics(
+    client, parked, settings, capsys
+):
+    poison, _ = parked
+    verdict = process_verdict()
+    [finding] = [f for f in verdict.findings if f.subject == "projection:orders"]
+    assert finding.level == Level.ATTENTION
+    sentence = finding.sentence()
+    assert sentence.startswith("1 business case(s) parked in orders since ")
+    assert f"event #{poison.position} (OrderPlaced): InvalidEvent" in sentence
+    assert f"parked_case_retry {poison.correlation_id}" in sentence and "skip" in sentence
+
+    body = client.get(reverse("health_process")).json()  # attention: 200, the reason named
+    assert body["status"] == "attention" and any(
+        "business case(s) parked in orders" in r for r in body["reasons"]
+    )
+    assert body["projections"]["orders"]["parked"] == 1
+    assert body["parked_cases"][0]["correlation_id"] == poison.correlation_id
+    with pytest.raises(CommandError, match="parked in orders") as check:
+        call_command("todo_status", "--check")
+    assert check.value.returncode == 1
+    settings.DEBUG = True
+    metrics = client.get(reverse("metrics")).content.decode()
+    assert 'projection_parked_cases{projection="orders"} 1.0' in metrics
+    assert (
+        'projection_parked_cases{projection="orders_to_confirm"} 0.0' not in metrics
+    )  # lists have their own name
+    assert 'projection_halted{projection="orders"} 0.0' in metrics
+
+
+def test_the_dashboard_lists_the_case_and_skips_it_with_a_reason(admin_client, parked):
+    poison, _ = parked
+    html = admin_client.get(reverse("admin:index")).content.decode()
+    assert 'id="parked-cases"' in html and f'data-case="{poison.correlation_id}"' in html
+    assert reverse("admin:eventstore_event_change", args=[poison.position]) in html
+    assert "orders<br>payments<br>todo:payments_to_issue" in html and "1 PARKED" in html
+
+    refused = admin_client.post(
+        reverse("admin:parked_case_skip"), {"case": poison.correlation_id}, follow=True
+    )
+    assert "Refused: a reason is required" in refused.content.decode()
+    retried = admin_client.post(
+        reverse("admin:parked_case_retry"), {"case": poison.correlation_id}, follow=True
+    )
+    assert f"case {poison.correlation_id} is still parked in orders: InvalidEvent" in retried.content.decode()
+
+    done = admin_client.post(
+        reverse("admin:parked_case_skip"),
+        {"case": poison.correlation_id, "reason": "bad import"},
+        follow=True,
+    ).content.decode()
+    assert f"Case {poison.correlation_id} skipped its parked event in orders" in done
+    assert not ParkedEvent.objects.exists() and 'id="parked-cases"' not in done
+    [skip] = Event.objects.filter(type="ParkedEventSkipped")
+    assert (skip.actor, skip.correlation_id) == ("admin", poison.correlation_id)
+
+
+def test_a_skip_needs_a_superuser_and_a_retry_the_operate_permission(client, django_user_model, parked):
+    poison, _ = parked
+    staff = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    client.force_login(staff)
+    for url, data in [
+        (reverse("admin:parked_case_retry"), {"case": poison.correlation_id}),
+        (reverse("admin:parked_case_skip"), {"case": poison.correlation_id, "reason": "r"}),
+    ]:
+        page = client.post(url, data, follow=True).content.decode()
+        assert "Refused:" in page
+    assert ParkedEvent.objects.filter(correlation_id=poison.correlation_id).count() == 3
+    assert not Event.objects.filter(type="ParkedEventSkipped").exists()
+
+
+def test_the_event_page_and_the_orders_page_say_the_case_is_parked(admin_client, no_nudge, monkeypatch):
+    order_id = order_place(amount="10.00", currency="EUR")
+    projection = registry.get("payments")
+
+    def broken(batch):
+        if any(e.correlation_id == order_id and e.type == "PaymentStarted" for e in batch.events):
+            raise RuntimeError("bug in the payments read model")
+        projection.apply(batch)
+
+    monkeypatch.setitem(registry._items, "payments", dataclasses.replace(projection, apply=broken))
+    call_command("process_todos")
+    row = ParkedEvent.objects.filter(projection="payments").exclude(error="").get()
+    event_page = admin_client.get(
+        reverse("admin:eventstore_event_change", args=[row.position])
+    ).content.decode()
+    assert 'id="parked-here"' in event_page and "This event parked its business case" in event_page
+    assert "bug in the payments read model" in event_page
+    order_page = admin_client.get(reverse("admin:orders_order_change", args=[order_id])).content.decode()
+    assert 'id="case-parked"' in order_page and "This business case is parked" in order_page
+    assert f"event #{row.position}" in order_page
+
+
+def test_an_item_of_a_case_parked_elsewhere_waits_unworked_and_does_not_make_its_list_stuck(
+    no_nudge, monkeypatch
+):
+    from payments.models import InProcessCharge
+
+    order_id = order_place(amount="10.00", currency="EUR")
+    projection = registry.get("orders")
+
+    def broken(batch):
+        if any(e.correlation_id == order_id for e in batch.events):
+            raise RuntimeError("bug in the orders read model")
+        projection.apply(batch)
+
+    monkeypatch.setitem(registry._items, "orders", dataclasses.replace(projection, apply=broken))
+    call_command("process_todos")
+    assert ParkedEvent.objects.filter(projection="orders", correlation_id=order_id).exists()
+    assert not InProcessCharge.objects.filter(order_id=order_id).exists()  # its payment item is never worked
+    [pay] = [s for s in todo_lists_status() if s.name == "payments_to_issue"]
+    assert pay.due == 1 and pay.oldest_due_age_seconds is None  # it waits for the operator, not a worker
