@@ -211,5 +211,9 @@ if _payments["PAYMENT_GATEWAY"] == "stripe" and not _payments["STRIPE_API_KEY"]:
 # The event store reports a transaction holding readers back once it is open this long (seconds):
 # a few milliseconds is normal traffic (projection_status, the dashboard).
 EVENTSTORE_HELD_BACK_AFTER_SECONDS = env.float("EVENTSTORE_HELD_BACK_AFTER_SECONDS", default=5.0)
+# Past this many parked business cases a projection halts as a whole (eventstore/catchup.py), and
+# a rebuild differing from the live rows by more rows is not swapped without --accept-differences.
+EVENTSTORE_PARKED_CASES_LIMIT = env.int("EVENTSTORE_PARKED_CASES_LIMIT", default=100)
+EVENTSTORE_REPLAY_MAX_DIFFERENCES = env.int("EVENTSTORE_REPLAY_MAX_DIFFERENCES", default=10)
 # /metrics wants `Authorization: Bearer <METRICS_TOKEN>` when set (see README, Operating).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
