@@ -23,6 +23,7 @@ from orders.models import Order
 from payments.events import PaymentIssued
 from payments.models import InProcessCharge
 from tests.conftest import process_snapshot
+from tests.factories import PARKS_ON_ORDER_PLACED, poison_order_placed
 from todolists.lists import TodoList
 from todolists.lists import registry as todo_lists
 from todolists.models import TodoItem
@@ -62,22 +63,6 @@ def test_the_gateways_smallest_charge_is_refused_at_placement_by_payments_rule(n
     assert not Event.objects.exists()
 
 
-def _poison_order_placed(**data) -> Event:
-    """An OrderPlaced that bypassed the append checks (written by SQL, or by an older release)."""
-    order_id = str(uuid.uuid4())
-    return Event.objects.create(
-        stream_id=f"order-{order_id}",
-        stream_version=1,
-        type="OrderPlaced",
-        data={"order_id": order_id, **data},
-        correlation_id=order_id,
-        recorded_at=timezone.now(),
-    )
-
-
-PARKS_ON_ORDER_PLACED = ["orders", "payments", "todo:payments_to_issue"]
-
-
 @pytest.mark.parametrize(
     "data",
     [
@@ -89,7 +74,7 @@ PARKS_ON_ORDER_PLACED = ["orders", "payments", "todo:payments_to_issue"]
 def test_a_poison_event_parks_its_order_is_never_charged_and_a_recorded_skip_resolves_it(
     data, place_orders, capsys
 ):
-    poison = _poison_order_placed(**data)
+    poison = poison_order_placed(data)
     [paid], _ = place_orders(visa=1, declined=0)
 
     call_command("process_todos")

@@ -5,33 +5,19 @@ and order pages saying the case is parked."""
 from __future__ import annotations
 
 import dataclasses
-import uuid
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
-from django.utils import timezone
 
 from eventstore.models import Event, ParkedEvent
 from eventstore.projections import registry
 from orders.commands import order_place
+from tests.factories import poison_order_placed
 from todolists.ui.status import todo_lists_status
 from todolists.ui.verdict import Level, process_verdict
 
 pytestmark = pytest.mark.django_db
-
-
-def poison_order_placed() -> Event:
-    """An OrderPlaced without its amount, of its own business case, written past the append's checks."""
-    order_id = str(uuid.uuid4())
-    return Event.objects.create(
-        stream_id=f"order-{order_id}",
-        stream_version=1,
-        type="OrderPlaced",
-        data={"order_id": order_id, "customer": "ada", "currency": "EUR", "payment_method": "pm_card_visa"},
-        correlation_id=order_id,
-        recorded_at=timezone.now(),
-    )
 
 
 @pytest.fixture

@@ -4,12 +4,10 @@ replay repeats the outcome. A failure that is not about one event halts (code-li
 parks nor halts (the database's)."""
 
 import dataclasses
-import uuid
 
 import pytest
 from django.core.management import call_command
 from django.db import OperationalError
-from django.utils import timezone
 
 from eventstore import events
 from eventstore.catchup import CODE_LIKE_CASES
@@ -29,6 +27,7 @@ from orders.events import OrderCancelled, OrderPlaced
 from orders.models import Order
 from payments.models import InProcessCharge
 from tests.conftest import Applied, ThingHappened, process_snapshot
+from tests.factories import PARKS_ON_ORDER_PLACED, poison_order_placed
 
 pytestmark = pytest.mark.django_db
 
@@ -218,26 +217,11 @@ def test_the_parked_cases_command_lists_them_and_retries_and_skips(applied_proje
 
 # --- the process: orders, payments and their lists -----------------------------------------------
 
-PARKS_ON_ORDER_PLACED = ["orders", "payments", "todo:payments_to_issue"]
-
-
-def _poison_order_placed() -> Event:
-    """An OrderPlaced without its amount, written past the append's checks (by SQL, an older release)."""
-    order_id = str(uuid.uuid4())
-    return Event.objects.create(
-        stream_id=f"order-{order_id}",
-        stream_version=1,
-        type="OrderPlaced",
-        data={"order_id": order_id, "customer": "ada", "currency": "EUR", "payment_method": "pm_card_visa"},
-        correlation_id=order_id,
-        recorded_at=timezone.now(),
-    )
-
 
 def test_acceptance_a_poison_order_placed_parks_only_its_order_and_one_retry_after_a_fix_resolves_it(
     place_orders, monkeypatch
 ):
-    poison = _poison_order_placed()
+    poison = poison_order_placed()
     bad = poison.correlation_id
     paid, _ = place_orders(visa=100, declined=0)
 
@@ -265,7 +249,7 @@ def test_acceptance_a_poison_order_placed_parks_only_its_order_and_one_retry_aft
 
 
 def test_a_cancel_behind_a_poison_order_placed_waits_queued_and_is_applied_after_the_skip(no_nudge):
-    poison = _poison_order_placed()
+    poison = poison_order_placed()
     bad = poison.correlation_id
     [cancel] = event_append(
         stream_id=f"order-{bad}",
@@ -296,7 +280,7 @@ def test_a_cancel_behind_a_poison_order_placed_waits_queued_and_is_applied_after
 
 
 def test_a_dry_run_reports_the_cases_its_fold_would_park_and_writes_nothing(no_nudge, capsys):
-    poison = _poison_order_placed()
+    poison = poison_order_placed()
     order_place(amount="10.00", currency="EUR")
     call_command("todo_dry_run", "payments.todo:payments_to_issue")
     assert "would park 1 business case(s)" in capsys.readouterr().out

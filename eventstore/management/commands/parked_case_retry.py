@@ -2,6 +2,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
+from eventstore.management.commands._parked_output import parked_outcomes_write
 from eventstore.parked_cases import ParkedCaseRefused, parked_case_retry
 from eventstore.setup_hint import MigratedCommand
 
@@ -23,8 +24,4 @@ class Command(MigratedCommand):
             outcomes = parked_case_retry(correlation_id=case, actor=actor)
         except ParkedCaseRefused as exc:
             raise CommandError(str(exc)) from None
-        for o in outcomes:
-            state = f"still parked: {o.error}" if o.still_parked else "resolved"
-            self.stdout.write(f"{o.projection}: {o.applied} event(s) applied; {state}")
-        if any(o.still_parked for o in outcomes):
-            raise CommandError(f"business case {case} is still parked")
+        parked_outcomes_write(self, case=case, outcomes=outcomes, done="{applied} event(s) applied")
