@@ -76,6 +76,7 @@ def test_search_by_order_id_finds_the_order_and_its_items(staff_client, order_id
     assert order_id in orders.content.decode() and orders.context["cl"].result_count == 1
     items = staff_client.get(reverse("admin:todolists_todoitem_changelist"), {"q": order_id})
     assert items.context["cl"].result_count == 2  # payments to issue, orders to confirm
+    assert "Key (order_id)" in items.content.decode()  # the key column names the lists' key field
     events = staff_client.get(reverse("admin:eventstore_event_changelist"), {"q": order_id})
     assert len(events.context["cl"].result_list) == Event.objects.filter(correlation_id=order_id).count()
 

@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.functional import lazy
 
 from eventstore.admin import EventAdmin, ReadOnlyAdmin, pretty_json
 from eventstore.models import Event, ParkedEvent
@@ -238,7 +239,10 @@ class TodoItemAdmin(ReadOnlyAdmin):
     def closed(self, obj: TodoItem) -> str:
         return seconds(obj.closed_at)
 
-    @admin.display(description=f"key ({', '.join(registry.key_fields())})", ordering="key")
+    # Lazy: this module is imported before the apps have registered their lists.
+    @admin.display(
+        description=lazy(lambda: f"key ({', '.join(registry.key_fields())})", str)(), ordering="key"
+    )
     def key_link(self, obj: TodoItem) -> str:
         # UUIDs are unique in their first 8 characters in practice; the full key is in the link
         # target and the item page, and the search box takes a prefix.
