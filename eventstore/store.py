@@ -7,7 +7,9 @@ keeps those promises is its backend's (eventstore/backends/). The read order is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, QuerySet
@@ -92,17 +94,121 @@ def event_append(
             else:
                 with transaction.atomic():
                     if guard is not None:
-                        db.lock_correlation(correlation_id)
+                        db.lock_correlations([correlation_id])
                         guard()
                     recorded = _insert(db, stream_id, rows, expected_version)
         except IntegrityError:
             if expected_version is None and attempt + 1 < _END_OF_STREAM_RETRIES:
                 continue  # another append took the next version meanwhile; go after it
             raise ConcurrencyError(stream_id, expected_version or 0) from None
-        for hook in _APPEND_HOOKS:
-            hook(recorded)
+        _run_hooks(recorded)
         return recorded
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _run_hooks(recorded: Sequence[RecordedEvent]) -> None:
+    for hook in _APPEND_HOOKS:
+        hook(recorded)
+
+
+# --- a batch's appends: one event per stream, one transaction --------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Append:
+    """One event for one stream, appended beside others by `events_append`."""
+
+    stream_id: str
+    event: DomainEvent
+    expected_version: int
+    correlation_id: str = ""
+    causation_id: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseCheck:
+    """A decision across streams, made per append of a batch: under the business cases' lock, the
+    events of `types` of each append's case are read afresh and given to `refuse`, which returns
+    why that append must not be made (an exception, returned in its place) or None."""
+
+    types: Sequence[str]
+    refuse: Callable[[Append, Sequence[RecordedEvent]], Exception | None]
+
+
+AppendResult = RecordedEvent | Exception
+"""Per append of `events_append`: the event as recorded, or why it was not written."""
+
+
+def events_append(
+    *, appends: Sequence[Append], actor: str = "system", check: CaseCheck | None = None
+) -> list[AppendResult]:
+    """Append one event to each of several streams in one transaction (on PostgreSQL, one INSERT).
+
+    Each append stands on its own: one whose stream is not at its expected version gets a
+    ConcurrencyError, one that `check` refuses gets the refusal, and neither stops the others.
+    Returns, in the order of `appends`, each recorded event or its error. A batch's outcomes
+    are written this way: one commit for the batch instead of one per item.
+
+    With `check`, the cases are locked first against every guarded append (`event_append`'s
+    `guard` too), so each check and its append are one decision.
+    """
+    if not appends:
+        return []
+    streams = [a.stream_id for a in appends]
+    if len(set(streams)) != len(streams):
+        raise ValueError("events_append takes one append per stream")
+    if check is not None and not all(a.correlation_id for a in appends):
+        raise ValueError("a checked append needs its business case (correlation_id)")
+    rows = [
+        _rows(
+            a.stream_id, [a.event], correlation_id=a.correlation_id, causation_id=a.causation_id, actor=actor
+        )[0]
+        for a in appends
+    ]
+    db = backend()
+    one_statement = check is None and db.appends_in_one_statement and not connection.in_atomic_block
+    with contextlib.nullcontext() if one_statement else transaction.atomic():  # autocommit: 1 round trip
+        refused = _refusals(db, appends, check) if check is not None else {}
+        kept = [i for i in range(len(appends)) if i not in refused]
+        written = (
+            db.insert_each([rows[i] for i in kept], [appends[i].expected_version for i in kept])
+            if kept
+            else []
+        )
+    results: list[AppendResult | None] = [refused.get(i) for i in range(len(appends))]
+    for i, inserted in zip(kept, written, strict=True):
+        if inserted is not None:
+            position, version, tx_id = inserted
+            results[i] = RecordedEvent(position=position, stream_version=version, tx_id=tx_id, **rows[i])
+    moved = [i for i, r in enumerate(results) if r is None]
+    for i, error in zip(moved, _moved([appends[i] for i in moved]), strict=True):
+        results[i] = error
+    recorded = [r for r in results if isinstance(r, RecordedEvent)]
+    if recorded:
+        _run_hooks(recorded)
+    return [r for r in results if r is not None]
+
+
+def _refusals(db: Backend, appends: Sequence[Append], check: CaseCheck) -> dict[int, Exception]:
+    cases = sorted({a.correlation_id for a in appends})
+    db.lock_correlations(cases)
+    facts = correlations_read(correlation_ids=cases, types=check.types)
+    refusals = {i: check.refuse(a, facts[a.correlation_id]) for i, a in enumerate(appends)}
+    return {i: r for i, r in refusals.items() if r is not None}
+
+
+def _moved(appends: Sequence[Append]) -> list[ConcurrencyError]:
+    """The ConcurrencyError of each append whose stream moved, naming its version (one query)."""
+    if not appends:
+        return []
+    versions: Mapping[str, int] = dict(
+        Event.objects.filter(stream_id__in=[a.stream_id for a in appends])
+        .order_by()
+        .values("stream_id")
+        .annotate(v=Max("stream_version"))
+        .values_list("stream_id", "v")
+    )
+    return [ConcurrencyError(a.stream_id, a.expected_version, versions.get(a.stream_id, 0)) for a in appends]
 
 
 def _rows(

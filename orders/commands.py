@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import decimal
 import re
 import unicodedata
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from eventstore.events import InvalidEvent
-from eventstore.store import ConcurrencyError, RecordedEvent, correlation_read, event_append, stream_read
+from eventstore.store import (
+    Append,
+    CaseCheck,
+    ConcurrencyError,
+    RecordedEvent,
+    correlation_read,
+    event_append,
+    events_append,
+    stream_read,
+)
 from orders.errors import OrderNotOpen, OrderRejected, Refusal
 from orders.events import (
     OrderCancelled,
@@ -165,22 +175,32 @@ def order_confirm(
 ) -> None:
     """Confirm a paid, open order (paid: a PaymentIssued for it is in the log).
 
-    `case`: the order's events across streams, when the caller read them already (a batch).
+    `case`: the order's events across streams, when the caller read them already.
     """
+    cases = {order_id: case if case is not None else correlation_read(correlation_id=order_id)}
+    _raise(orders_confirm(cases=cases, actor=actor)[order_id])
+
+
+def orders_confirm(
+    *, cases: Mapping[str, Sequence[RecordedEvent]], actor: str = "system"
+) -> dict[str, Exception | None]:
+    """Confirm each paid, open order of a batch, with one append for all. `cases` holds each
+    order's events across streams (`correlations_read`). Per order None, or why it was not
+    confirmed (OrderRejected, OrderNotOpen, ConcurrencyError)."""
+    return _decided(cases, _confirmation, actor=actor)
+
+
+def _confirmation(order_id: str, case: Sequence[RecordedEvent]) -> Append:
     events = _load_open(order_id, "confirm", case)
-    if case is None:
-        issued = correlation_read(correlation_id=order_id, types=[PaymentIssued.event_type])
-    else:
-        issued = [e for e in case if e.type == PaymentIssued.event_type]
+    issued = [e for e in case if e.type == PaymentIssued.event_type]
     if not issued:
         raise OrderRejected(f"cannot confirm order {order_id}: it has not been paid", code=Refusal.NOT_PAID)
-    event_append(
+    return Append(
         stream_id=order_stream(order_id),
-        events=[OrderConfirmed(order_id=order_id, payment_id=issued[-1].event_as(PaymentIssued).payment_id)],
+        event=OrderConfirmed(order_id=order_id, payment_id=issued[-1].event_as(PaymentIssued).payment_id),
         expected_version=len(events),
         correlation_id=order_id,
         causation_id=str(issued[-1].position),
-        actor=actor,
     )
 
 
@@ -198,30 +218,84 @@ def order_cancel(
     cancellation must never race a charge, and refunds are not part of this process. `case` as
     for order_confirm; the payment check always reads afresh, under the append lock.
     """
-    _text("cancel reason", reason)
-    events = _load_open(order_id, "cancel", case)
-
-    def payment_allows_cancel() -> None:
-        # Runs under the log's append lock, so the payment cannot start between check and append.
-        payment = {e.type for e in correlation_read(correlation_id=order_id, types=PAYMENT_FACTS)}
-        if PaymentIssued.event_type in payment:
-            raise OrderRejected(
-                f"cannot cancel order {order_id}: it has been paid (refunds are not supported)",
-                code=Refusal.PAID,
-            )
-        if PaymentStarted.event_type in payment and PaymentFailed.event_type not in payment:
-            raise OrderRejected(
-                f"cannot cancel order {order_id}: its payment is in progress; cancel it once the payment "
-                'has failed; retry the parked payment, or give it up (Payments: "Give up on a parked payment")',
-                code=Refusal.PAYMENT_IN_PROGRESS,
-            )
-
-    event_append(
-        stream_id=order_stream(order_id),
-        events=[OrderCancelled(order_id=order_id, reason=reason)],
-        expected_version=len(events),
-        correlation_id=order_id,
-        causation_id=causation_id,
-        actor=actor,
-        guard=payment_allows_cancel,
+    cases = {order_id: case if case is not None else correlation_read(correlation_id=order_id)}
+    _raise(
+        orders_cancel(cancels={order_id: Cancellation(reason, causation_id)}, cases=cases, actor=actor)[
+            order_id
+        ]
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Cancellation:
+    reason: str
+    causation_id: str = ""
+
+
+def orders_cancel(
+    *,
+    cancels: Mapping[str, Cancellation],
+    cases: Mapping[str, Sequence[RecordedEvent]],
+    actor: str = "system",
+) -> dict[str, Exception | None]:
+    """Cancel each open order of a batch (as `order_cancel`), with one append for all. Per order
+    None, or why it was not cancelled (OrderRejected, OrderNotOpen, ConcurrencyError)."""
+
+    def cancellation(order_id: str, case: Sequence[RecordedEvent]) -> Append:
+        cancel = cancels[order_id]
+        _text("cancel reason", cancel.reason)
+        events = _load_open(order_id, "cancel", case)
+        return Append(
+            stream_id=order_stream(order_id),
+            event=OrderCancelled(order_id=order_id, reason=cancel.reason),
+            expected_version=len(events),
+            correlation_id=order_id,
+            causation_id=cancel.causation_id,
+        )
+
+    return _decided({o: cases[o] for o in cancels}, cancellation, actor=actor, check=PAYMENT_ALLOWS_CANCEL)
+
+
+def _payment_refuses_cancel(append: Append, payment: Sequence[RecordedEvent]) -> Exception | None:
+    order_id = append.correlation_id
+    facts = {e.type for e in payment}
+    if PaymentIssued.event_type in facts:
+        return OrderRejected(
+            f"cannot cancel order {order_id}: it has been paid (refunds are not supported)", code=Refusal.PAID
+        )
+    if PaymentStarted.event_type in facts and PaymentFailed.event_type not in facts:
+        return OrderRejected(
+            f"cannot cancel order {order_id}: its payment is in progress; cancel it once the payment "
+            'has failed; retry the parked payment, or give it up (Payments: "Give up on a parked payment")',
+            code=Refusal.PAYMENT_IN_PROGRESS,
+        )
+    return None
+
+
+# Read afresh under the cases' lock, so no payment starts between the check and the cancellation.
+PAYMENT_ALLOWS_CANCEL = CaseCheck(types=PAYMENT_FACTS, refuse=_payment_refuses_cancel)
+
+
+def _decided(
+    cases: Mapping[str, Sequence[RecordedEvent]],
+    decide: Callable[[str, Sequence[RecordedEvent]], Append],
+    *,
+    actor: str,
+    check: CaseCheck | None = None,
+) -> dict[str, Exception | None]:
+    """Decide each order (`decide` raises why not), then append every decision in one go."""
+    errors: dict[str, Exception | None] = {}
+    appends: list[Append] = []
+    for order_id, case in cases.items():
+        try:
+            appends.append(decide(order_id, case))
+        except Exception as exc:
+            errors[order_id] = exc
+    for append, result in zip(appends, events_append(appends=appends, actor=actor, check=check), strict=True):
+        errors[append.correlation_id] = result if isinstance(result, Exception) else None
+    return errors
+
+
+def _raise(error: Exception | None) -> None:
+    if error is not None:
+        raise error

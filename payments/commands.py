@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from eventstore.store import (
+    Append,
+    CaseCheck,
     ConcurrencyError,
     RecordedEvent,
     correlation_read,
     event_append,
+    events_append,
     stream_read,
 )
 from payments.errors import GiveUpRefused, Refusal
@@ -50,45 +54,166 @@ def _decided(events: Sequence[RecordedEvent]) -> bool:
 def payment_issue(
     *, order_id: str, gateway: PaymentGateway | None = None, case: Sequence[RecordedEvent] | None = None
 ) -> Outcome:
-    """Charge the order's payment unless its outcome is already recorded, and record the outcome.
+    """Charge one order's payment unless its outcome is already recorded, and record the outcome
+    (`payments_issue` for a batch of one). Raises what it would return as the order's error."""
+    cases = {order_id: case if case is not None else correlation_read(correlation_id=order_id)}
+    result = payments_issue(cases=cases, gateway=gateway)[order_id]
+    if isinstance(result, Exception):
+        raise result
+    return result
 
-    `case` is the order's events across streams (`correlations_read`), read after the caller's
-    lease was renewed; without it they are read here. Raises GatewayUnavailable (or any
-    unexpected error) for the runner to record as a failed attempt.
+
+ChargeEach = Callable[[Sequence[str], Callable[[str], object]], Mapping[str, Exception | None]]
+"""How a batch's charges run: `act` on each order id, {order id: None or the error}; an order
+left out (a deadline) is neither charged nor decided."""
+
+
+def _one_by_one(order_ids: Sequence[str], act: Callable[[str], object]) -> dict[str, Exception | None]:
+    errors: dict[str, Exception | None] = {}
+    for order_id in order_ids:
+        try:
+            act(order_id)
+            errors[order_id] = None
+        except Exception as exc:
+            errors[order_id] = exc
+    return errors
+
+
+def payments_issue(
+    *,
+    cases: Mapping[str, Sequence[RecordedEvent]],
+    gateway: PaymentGateway | None = None,
+    charge_each: ChargeEach = _one_by_one,
+) -> dict[str, Outcome | Exception]:
+    """Charge a batch of orders' payments, each unless its outcome is already recorded.
+
+    `cases` holds each order's events across streams (`correlations_read`), read after the
+    caller's lease was renewed. Three steps: `PaymentStarted` for the orders that need it, in
+    one append (checked against a cancellation under the cases' lock); the charges
+    (`charge_each`: concurrently when the gateway is network-bound); the outcomes, in one
+    append (each on its own as it comes, when the gateway is network-bound). Returns each order's Outcome, or its error
+    (GatewayUnavailable, a ConcurrencyError, ...) for the runner to record as a failed attempt.
+    A crash between a charge and its outcome loses nothing: the retry charges again under the
+    same idempotency key and the gateway answers with the first charge.
     """
-    stream = payment_stream(order_id)
-    if case is None:
-        case = correlation_read(correlation_id=order_id)
-    history = [e for e in case if e.stream_id == stream]
+    gateway = gateway or payment_gateway()
+    results, plans = _plan(cases)
+    results.update(_start(plans))
+    events: dict[str, PaymentIssued | PaymentFailed] = {}
+    # A network-bound gateway's answer takes far longer than a commit: record each outcome as it
+    # comes rather than keep the batch's first outcomes waiting for its last charge.
+    at_once = gateway.max_concurrency > 1
+
+    def charge(order_id: str) -> None:
+        event = _charge(order_id=order_id, order=plans[order_id].order, gateway=gateway)
+        if at_once:
+            results.update(_record(plans, {order_id: event}))
+        else:
+            events[order_id] = event
+
+    to_charge = [o for o in plans if o not in results]
+    for order_id, error in charge_each(to_charge, charge).items():
+        if error is not None:
+            results[order_id] = error
+    results.update(_record(plans, events))
+    return results
+
+
+@dataclasses.dataclass
+class _Plan:
+    """What an order's payment needs, as its case says."""
+
+    order: OrderPlaced
+    causation_id: str
+    version: int  # the payment stream's version, before the start if it needs one
+    started: bool
+
+
+def _plan(
+    cases: Mapping[str, Sequence[RecordedEvent]],
+) -> tuple[dict[str, Outcome | Exception], dict[str, _Plan]]:
+    """The orders decided already (their outcome) or unreadable (the error), and what each other
+    order needs."""
+    results: dict[str, Outcome | Exception] = {}
+    plans: dict[str, _Plan] = {}
+    for order_id, case in cases.items():
+        try:
+            plan = _plan_one(order_id, case)
+        except Exception as exc:  # e.g. an OrderPlaced that cannot be read: this order's failure only
+            results[order_id] = exc
+            continue
+        if isinstance(plan, _Plan):
+            plans[order_id] = plan
+        else:
+            results[order_id] = plan
+    return results, plans
+
+
+def _plan_one(order_id: str, case: Sequence[RecordedEvent]) -> _Plan | Outcome:
+    history = [e for e in case if e.stream_id == payment_stream(order_id)]
     if _decided(history):
         return Outcome.ALREADY_DECIDED  # a lagging list or a second worker: never charge again
     if any(e.type == OrderCancelled.event_type for e in case):
         return Outcome.ORDER_CANCELLED  # nothing to charge; the cancellation closes the item
     [placed] = [e for e in case if e.type == OrderPlaced.event_type]
-    version = len(history)
-    if not any(e.type == PaymentStarted.event_type for e in history):
-        try:
-            _start(order_id=order_id, expected_version=version, causation_id=str(placed.position))
-        except _OrderCancelled:
-            return Outcome.ORDER_CANCELLED  # nothing to charge; the cancellation closes the item
-        version += 1
-    event = _charge(order_id=order_id, order=placed.event, gateway=gateway or payment_gateway())
-    try:
-        event_append(
-            stream_id=stream,
-            events=[event],
-            expected_version=version,
+    started = any(e.type == PaymentStarted.event_type for e in history)
+    return _Plan(placed.event_as(OrderPlaced), str(placed.position), len(history), started)
+
+
+def _start(plans: Mapping[str, _Plan]) -> dict[str, Outcome | Exception]:
+    """Record PaymentStarted for the orders that need it, in one append; checked under the
+    cases' lock, so no cancellation slips in between the check and the start."""
+    appends = [
+        Append(
+            stream_id=payment_stream(order_id),
+            event=PaymentStarted(order_id=order_id, idempotency_key=payment_idempotency_key(order_id)),
+            expected_version=plan.version,
             correlation_id=order_id,
-            causation_id=str(placed.position),
-            actor="automation",
+            causation_id=plan.causation_id,
         )
-    except ConcurrencyError:
-        # Someone appended meanwhile. If it was the outcome, the gateway's idempotency made it the
-        # same charge; otherwise let the runner try again.
-        if _decided(stream_read(stream_id=stream)):
-            return Outcome.ALREADY_DECIDED
-        raise
-    return Outcome.ISSUED if isinstance(event, PaymentIssued) else Outcome.FAILED
+        for order_id, plan in plans.items()
+        if not plan.started
+    ]
+    results: dict[str, Outcome | Exception] = {}
+    for append, result in zip(
+        appends, events_append(appends=appends, actor="automation", check=NOT_CANCELLED), strict=True
+    ):
+        order_id = append.correlation_id
+        if isinstance(result, _OrderCancelled):
+            results[order_id] = Outcome.ORDER_CANCELLED  # nothing to charge; the cancellation closes the item
+        elif isinstance(result, Exception):
+            results[order_id] = result
+        else:
+            plans[order_id].version += 1
+    return results
+
+
+def _record(
+    plans: Mapping[str, _Plan], events: Mapping[str, PaymentIssued | PaymentFailed]
+) -> dict[str, Outcome | Exception]:
+    """Append the batch's outcomes in one transaction."""
+    appends = [
+        Append(
+            stream_id=payment_stream(order_id),
+            event=event,
+            expected_version=plans[order_id].version,
+            correlation_id=order_id,
+            causation_id=plans[order_id].causation_id,
+        )
+        for order_id, event in events.items()
+    ]
+    results: dict[str, Outcome | Exception] = {}
+    recorded = events_append(appends=appends, actor="automation")
+    for append, result in zip(appends, recorded, strict=True):
+        order_id = append.correlation_id
+        if not isinstance(result, Exception):
+            results[order_id] = Outcome.ISSUED if isinstance(append.event, PaymentIssued) else Outcome.FAILED
+        elif isinstance(result, ConcurrencyError) and _decided(stream_read(stream_id=append.stream_id)):
+            # Someone recorded the outcome meanwhile: the gateway's idempotency made it the same charge.
+            results[order_id] = Outcome.ALREADY_DECIDED
+        else:
+            results[order_id] = result  # something else moved the stream: the runner tries again
+    return results
 
 
 def _charge(*, order_id: str, order: OrderPlaced, gateway: PaymentGateway) -> PaymentIssued | PaymentFailed:
@@ -112,21 +237,12 @@ class _OrderCancelled(Exception):
     pass
 
 
-def _start(*, order_id: str, expected_version: int, causation_id: str) -> None:
-    def order_not_cancelled() -> None:
-        # Runs under the log's append lock: no cancellation can slip in between check and append.
-        if correlation_read(correlation_id=order_id, types=[OrderCancelled.event_type]):
-            raise _OrderCancelled
+def _not_cancelled(append: Append, facts: Sequence[RecordedEvent]) -> Exception | None:
+    return _OrderCancelled() if facts else None
 
-    event_append(
-        stream_id=payment_stream(order_id),
-        events=[PaymentStarted(order_id=order_id, idempotency_key=payment_idempotency_key(order_id))],
-        expected_version=expected_version,
-        correlation_id=order_id,
-        causation_id=causation_id,
-        actor="automation",
-        guard=order_not_cancelled,
-    )
+
+# A payment starts only for an order not cancelled, read afresh under the cases' lock.
+NOT_CANCELLED = CaseCheck(types=[OrderCancelled.event_type], refuse=_not_cancelled)
 
 
 # --- giving up on a parked payment (an operator's decision, from the admin) --------------------

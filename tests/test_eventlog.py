@@ -10,9 +10,13 @@ from eventstore.events import DomainEvent, UnknownEventType, event_type
 from eventstore.models import Event
 from eventstore.record import LogKey
 from eventstore.store import (
+    Append,
+    CaseCheck,
     ConcurrencyError,
+    RecordedEvent,
     correlation_read,
     event_append,
+    events_append,
     log_read,
     stream_read,
 )
@@ -164,3 +168,114 @@ def test_guarded_appends_of_one_business_case_take_turns(run_in_thread, wait_unt
     release.set()
     wait_until(lambda: len(outcome) == 2, message="both decisions")
     assert outcome == {"first": "appended", "second": "refused"}
+
+
+# --- a batch's appends (events_append): one event per stream, each on its own ---------------------
+
+
+def test_a_batch_append_writes_every_item_but_the_one_whose_stream_moved():
+    event_append(stream_id="s-2", events=[ThingHappened(n=0)], expected_version=0)
+    results = events_append(
+        appends=[
+            Append(
+                stream_id=f"s-{n}", event=ThingHappened(n=n), expected_version=0, correlation_id=f"case-{n}"
+            )
+            for n in (1, 2, 3)
+        ],
+        actor="automation",
+    )
+    first, moved, third = results
+    assert isinstance(moved, ConcurrencyError) and (moved.expected, moved.actual) == (0, 1)
+    assert isinstance(first, RecordedEvent) and isinstance(third, RecordedEvent)
+    assert [(e.stream_version, e.correlation_id, e.actor) for e in (first, third)] == [
+        (1, "case-1", "automation"),
+        (1, "case-3", "automation"),
+    ]
+    assert [e.data["n"] for e in stream_read(stream_id="s-2")] == [0]  # nothing written for it
+    assert Event.objects.count() == 3
+
+
+def test_a_batch_append_takes_one_event_per_stream():
+    twice = [Append(stream_id="s-1", event=ThingHappened(n=n), expected_version=0) for n in (1, 2)]
+    with pytest.raises(ValueError, match="one append per stream"):
+        events_append(appends=twice)
+    assert not Event.objects.exists()
+
+
+def _waiting_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+@requires_postgres("SQLite has one writer: no other transaction can take a version meanwhile")
+@pytest.mark.django_db(transaction=True)
+def test_a_version_another_transaction_takes_during_a_batch_append_fails_only_its_item(
+    run_in_thread, wait_until
+):
+    """The other transaction's row is not yet committed when the batch reads the stream's head:
+    the batch's row for that stream meets it in the unique index, and only that item fails."""
+    inserted, release = threading.Event(), threading.Event()
+    results: list = []
+
+    def other_writer() -> None:
+        with transaction.atomic():
+            event_append(stream_id="s-1", events=[ThingHappened(n=0)], expected_version=0)
+            inserted.set()
+            assert release.wait(30)
+
+    run_in_thread(other_writer)
+    wait_until(inserted.is_set, message="the other transaction's insert")
+    appends = [Append(stream_id=f"s-{n}", event=ThingHappened(n=n), expected_version=0) for n in (1, 2)]
+    run_in_thread(lambda: results.extend(events_append(appends=appends)))
+    wait_until(_waiting_on_a_lock, message="the batch to wait for the other transaction's row")
+    release.set()
+    wait_until(lambda: len(results) == 2, message="the batch's results")
+    moved, written = results
+    assert isinstance(moved, ConcurrencyError) and moved.actual == 1
+    assert isinstance(written, RecordedEvent) and written.stream_id == "s-2"
+    assert [e.data["n"] for e in stream_read(stream_id="s-1")] == [0]
+
+
+@requires_postgres("SQLite's single writer serializes guarded appends anyway")
+@pytest.mark.django_db(transaction=True)
+def test_a_checked_batch_append_takes_turns_with_a_guarded_append_of_the_same_case(run_in_thread, wait_until):
+    """A batch's check (e.g. start these payments unless their orders were cancelled) runs only
+    after a guarded decision about one of its cases committed, and sees it."""
+    checked, release = threading.Event(), threading.Event()
+    results: list = []
+
+    def guard() -> None:
+        checked.set()
+        assert release.wait(30)
+
+    run_in_thread(
+        lambda: event_append(
+            stream_id="decision-first",
+            events=[ThingHappened(n=1)],
+            expected_version=0,
+            correlation_id="case-1",
+            guard=guard,
+        )
+    )
+    wait_until(checked.is_set, message="the first guard to pass")
+    decided = CaseCheck(
+        types=["TestThingHappened"],
+        refuse=lambda append, facts: ValueError("decided already") if facts else None,
+    )
+    appends = [
+        Append(
+            stream_id=f"decision-{case}", event=ThingHappened(n=2), expected_version=0, correlation_id=case
+        )
+        for case in ("case-1", "case-2")
+    ]
+    run_in_thread(lambda: results.extend(events_append(appends=appends, check=decided)))
+    wait_until(lambda: results or _advisory_lock_wait(), message="the batch to wait for the case's lock")
+    assert not results, "the batch checked case-1 while a decision about it was open"
+    release.set()
+    wait_until(lambda: len(results) == 2, message="the batch's results")
+    refused, written = results
+    assert isinstance(refused, ValueError) and isinstance(written, RecordedEvent)
+    assert not Event.objects.filter(stream_id="decision-case-1").exists()

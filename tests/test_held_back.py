@@ -83,9 +83,9 @@ def test_an_outcome_recorded_but_not_yet_visible_is_not_claimed_again_until_it_i
     [[order_id], _] = place_orders(visa=1, declined=0)
     wait_until(lambda: on_list(order_id, TodoItem.Status.OPEN), message="the item on the list")
     calls: list[str] = []
-    issue = payments_todo.payment_issue
+    issue = payments_todo.payments_issue
     monkeypatch.setattr(
-        payments_todo, "payment_issue", lambda **kw: calls.append(kw["order_id"]) or issue(**kw)
+        payments_todo, "payments_issue", lambda **kw: calls.extend(kw["cases"]) or issue(**kw)
     )
     with write_transaction_open():
         result = todo_list_work(list_name=PAYMENTS_LIST, max_items=50, deadline=time.monotonic() + 20)

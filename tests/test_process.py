@@ -2,6 +2,7 @@
 
 import collections
 import datetime
+import math
 import threading
 
 import pytest
@@ -410,18 +411,20 @@ def todo_lists_work_once() -> int:
 
 def test_order_automations_accept_an_outcome_already_recorded_and_refuse_a_contradiction(place_orders):
     from orders.commands import OrderNotOpen
-    from orders.todo import cancel_unpaid_order, confirm_paid_order
+    from orders.todo import cancel_unpaid_orders, confirm_paid_orders
 
     [order_id], _ = place_orders(visa=1, declined=0)
     call_command("process_todos", "--list", "payments_to_issue")
     projections_catch_up()
     item = TodoItem.objects.get(list_name="orders_to_confirm", key=order_id)
-    confirm_paid_order(item)
-    confirm_paid_order(item)  # a lagging list asks again: nothing to do, no error
+    assert confirm_paid_orders([item], deadline=math.inf) == {order_id: None}
+    # A lagging list asks again: nothing to do, no error.
+    assert confirm_paid_orders([item], deadline=math.inf) == {order_id: None}
     assert events_of("OrderConfirmed") == 1
-    with pytest.raises(OrderNotOpen) as refused:
-        # Cancelling a confirmed order contradicts the log: a failed attempt, parked in view.
-        failed = {"order_id": order_id, "decline_code": "card_declined", "message": "declined"}
-        cancel_unpaid_order(TodoItem(list_name="orders_to_cancel", key=order_id, payload=failed))
-    assert (refused.value.code, refused.value.state) == (Refusal.NOT_OPEN, Order.Status.CONFIRMED)
+    # Cancelling a confirmed order contradicts the log: a failed attempt, parked in view.
+    failed = {"order_id": order_id, "decline_code": "card_declined", "message": "declined"}
+    item = TodoItem(list_name="orders_to_cancel", key=order_id, payload=failed)
+    refused = cancel_unpaid_orders([item], deadline=math.inf)[order_id]
+    assert isinstance(refused, OrderNotOpen)
+    assert (refused.code, refused.state) == (Refusal.NOT_OPEN, Order.Status.CONFIRMED)
     assert events_of("OrderCancelled") == 0

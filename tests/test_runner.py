@@ -20,6 +20,7 @@ from eventstore.store import correlations_read
 from orders.commands import order_cancel
 from orders.models import Order
 from payments.commands import Outcome, payment_issue
+from payments.events import PaymentIssued
 from payments.models import InProcessCharge
 from tests.conftest import ScriptedGateway, requires_postgres
 from tests.factories import PlacedOrderFactory
@@ -170,6 +171,24 @@ def test_a_network_bound_gateway_charges_a_batch_concurrently(place_orders, use_
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_network_bound_gateways_outcomes_are_recorded_as_they_come(place_orders, use_gateway, wait_until):
+    """With a network gateway an outcome does not wait for the batch's last charge: here the
+    second charge answers only once the first one's outcome is in the log."""
+    [first, second], _ = place_orders(visa=2, declined=0)
+
+    def second_waits_for_the_first(charge, **request):
+        if request["order_id"] == second:
+            recorded = Event.objects.filter(type="PaymentIssued", correlation_id=first).exists
+            wait_until(recorded, timeout=10, message="the first outcome in the log")
+        return charge()
+
+    use_gateway(ScriptedGateway(second_waits_for_the_first, max_concurrency=4))
+    result = todo_list_work(list_name="payments_to_issue", batch=2)
+    assert (result.worked, result.failed) == (2, 0)
+    assert Event.objects.filter(type="PaymentIssued").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_inline_pipeline_pays_per_batch_not_per_item(place_orders, use_gateway, settings):
     use_gateway(ScriptedGateway(max_concurrency=1))  # every query on this connection
     settings.TODO_LEASE_SECONDS = 600  # no heartbeat renewal on a slow machine: count only the batch's
@@ -203,7 +222,10 @@ def test_the_inline_pipeline_pays_per_batch_not_per_item(place_orders, use_gatew
     # One statement renews a whole batch (a list may show its items in two parts when a reader is
     # held back by a running transaction elsewhere on the server: then one more, smaller batch).
     assert batches <= renewals <= batches + 2
-    assert count(r'"eventstore_event"\."correlation_id" IN') == renewals  # one re-read per batch
+    # One re-read per batch, and per payment batch one check of its starts against cancellations.
+    checks = count(r'"eventstore_event"\."correlation_id" IN .* AND "eventstore_event"\."type" IN')
+    assert count(r'"eventstore_event"\."correlation_id" IN') - checks == renewals
+    assert checks == 5
     # The budget of issue 16, every statement counted, the rollup's too (SQLite: see below).
     assert len(every) / 100 <= (10 if connection.vendor == "postgresql" else 13)
     per_order = len(sql) / 100
@@ -300,3 +322,30 @@ def test_a_watching_task_stops_when_what_it_waits_for_cannot_be_claimed(place_or
     results = todo_lists_work(names=["payments_to_issue"], take_over=True, worker="live-host:2")
     assert sum(r.worked for r in results) == 0 and not InProcessCharge.objects.exists()
     assert rounds["payments_to_issue"] <= 2 and nudged == []  # no polling loop, no task re-queued
+
+
+def test_a_crash_between_a_batchs_charges_and_its_outcomes_charges_no_one_twice(place_orders, monkeypatch):
+    """A batch appends its outcomes together, after its charges: a worker killed in between
+    leaves charges without outcomes, and the retry finds each charge under its order's key."""
+    from payments import commands
+
+    paid, _ = place_orders(visa=3, declined=0)
+    real_append = commands.events_append
+
+    def killed_before_the_outcomes(**kwargs):
+        if any(isinstance(a.event, PaymentIssued) for a in kwargs["appends"]):
+            raise KeyboardInterrupt("worker killed")
+        return real_append(**kwargs)
+
+    monkeypatch.setattr(commands, "events_append", killed_before_the_outcomes)
+    with pytest.raises(KeyboardInterrupt):
+        commands.payments_issue(cases=correlations_read(correlation_ids=paid))
+    assert InProcessCharge.objects.count() == 3 and not Event.objects.filter(type="PaymentIssued").exists()
+
+    monkeypatch.setattr(commands, "events_append", real_append)
+    outcomes = commands.payments_issue(cases=correlations_read(correlation_ids=paid))
+    assert outcomes == {order_id: Outcome.ISSUED for order_id in paid}
+    charges = InProcessCharge.objects.values("order_id").annotate(n=Count("pk"))
+    assert sorted(c["order_id"] for c in charges) == sorted(paid) and {c["n"] for c in charges} == {1}
+    started = Event.objects.filter(type="PaymentStarted").values("correlation_id").annotate(n=Count("pk"))
+    assert {s["n"] for s in started} == {1}, "a payment started twice"

@@ -1,8 +1,9 @@
 """The automation runner: claim a batch of due items, work it, record the outcomes as events.
 
 Per batch, not per item: one claim, one lease renewal, one call of the list's work function with
-the whole batch (it re-reads the batch's streams in one query and acts item by item, the side
-effect concurrently where the gateway allows), one catch-up of the list, one release. While the
+the whole batch (it re-reads the batch's streams in one query, decides item by item, the side
+effect concurrently where the gateway allows, and appends the batch's outcomes in one
+transaction: `events_append`), one catch-up of the list, one release. While the
 batch is in hand a heartbeat keeps its leases alive (see todolists/leases.py).
 
 Every failure of an item is a failed attempt, recorded as `TodoAttemptFailed` on the item's own

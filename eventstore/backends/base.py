@@ -47,8 +47,17 @@ class Backend(Protocol):
         order, or [] when the stream is not at `expected_version` (nothing written)."""
         ...
 
-    def lock_correlation(self, correlation_id: str) -> None:
-        """Make guarded appends of one business case take turns, until the transaction ends."""
+    def insert_each(
+        self, rows: Sequence[Appended], expected: Sequence[int]
+    ) -> list[tuple[int, int, int] | None]:
+        """One event per stream, each row a stream of its own, each on its own: written at its
+        stream's head when the stream is at `expected[i]`. Per row (position, stream version,
+        tx id), or None for a row not written (its stream has moved)."""
+        ...
+
+    def lock_correlations(self, correlation_ids: Sequence[str]) -> None:
+        """Make guarded appends of these business cases take turns, until the transaction ends
+        (the ids sorted: two batches lock in one order, so they never deadlock)."""
         ...
 
     def select(

@@ -174,10 +174,45 @@ class PostgreSQLBackend:
             cursor.execute(sql, params)
             return sorted(cursor.fetchall(), key=lambda r: r[1])
 
-    def lock_correlation(self, correlation_id: str) -> None:
+    def insert_each(
+        self, rows: Sequence[Appended], expected: Sequence[int]
+    ) -> list[tuple[int, int, int] | None]:
+        """One statement for the batch. A row whose stream is not at its expected version is
+        left out by the WHERE; one whose version another transaction takes meanwhile, by ON
+        CONFLICT. Either way the other rows are written."""
+        appended = list(rows[0])
+        travel = [_AS_TEXT.get(c, _PLAIN) for c in appended]
+        row_sql = "(%s, %s, " + ", ".join(f"%s{cast}" for _, cast in travel) + ")"
+        params: list[Any] = []
+        for n, (row, version) in enumerate(zip(rows, expected, strict=True)):
+            params += [n, version, *(adapt(row[c]) for c, (adapt, _) in zip(appended, travel, strict=True))]
+        columns = ", ".join(appended)
+        sql = f"""
+            INSERT INTO eventstore_event ({columns}, stream_version, tx_id)
+            SELECT {", ".join(f"v.{c}" for c in appended)}, COALESCE(head.version, 0) + 1,
+                   GREATEST(pg_current_xact_id()::text::bigint, COALESCE(head.tx_id, 0), COALESCE(
+                       (SELECT max(tx_id) FROM eventstore_event WHERE correlation_id = NULLIF(v.correlation_id, '')), 0))
+            FROM (VALUES {", ".join([row_sql] * len(rows))}) AS v(n, expected, {columns})
+            LEFT JOIN LATERAL (
+                SELECT stream_version AS version, tx_id FROM eventstore_event
+                WHERE stream_id = v.stream_id ORDER BY stream_version DESC LIMIT 1
+            ) AS head ON TRUE
+            WHERE COALESCE(head.version, 0) = v.expected
+            ORDER BY v.n
+            ON CONFLICT (stream_id, stream_version) DO NOTHING
+            RETURNING position, stream_id, stream_version, tx_id
+        """
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            written = {stream: (position, version, tx) for position, stream, version, tx in cursor.fetchall()}
+        return [written.get(row["stream_id"]) for row in rows]
+
+    def lock_correlations(self, correlation_ids: Sequence[str]) -> None:
+        # One statement; unnest keeps the array's (sorted) order.
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"corr:{correlation_id}"]
+                "SELECT count(pg_advisory_xact_lock(hashtextextended('corr:' || c, 0))) FROM unnest(%s::text[]) AS c",
+                [sorted(set(correlation_ids))],
             )
 
     def select(

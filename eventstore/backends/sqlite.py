@@ -45,7 +45,26 @@ class SQLiteBackend:
         )
         return [(r.position, r.stream_version, 0) for r in created]
 
-    def lock_correlation(self, correlation_id: str) -> None:
+    def insert_each(
+        self, rows: Sequence[Appended], expected: Sequence[int]
+    ) -> list[tuple[int, int, int] | None]:
+        streams = [row["stream_id"] for row in rows]
+        heads = dict(
+            Event.objects.filter(stream_id__in=streams)
+            .order_by()
+            .values("stream_id")
+            .annotate(v=Max("stream_version"))
+            .values_list("stream_id", "v")
+        )
+        fresh = [
+            Event(stream_version=heads.get(row["stream_id"], 0) + 1, **row)
+            for row, version in zip(rows, expected, strict=True)
+            if heads.get(row["stream_id"], 0) == version
+        ]
+        written = {e.stream_id: (e.position, e.stream_version, 0) for e in Event.objects.bulk_create(fresh)}
+        return [written.get(stream) for stream in streams]
+
+    def lock_correlations(self, correlation_ids: Sequence[str]) -> None:
         pass  # the append's transaction holds the one write lock already
 
     def select(
