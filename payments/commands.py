@@ -91,8 +91,9 @@ def payments_issue(
     caller's lease was renewed. Three steps: `PaymentStarted` for the orders that need it, in
     one append (checked against a cancellation under the cases' lock); the charges
     (`charge_each`: concurrently when the gateway is network-bound); the outcomes, in one
-    append (each on its own as it comes, when the gateway is network-bound). Returns each order's Outcome, or its error
-    (GatewayUnavailable, a ConcurrencyError, ...) for the runner to record as a failed attempt.
+    append (each on its own as it comes, when the gateway is network-bound). Returns each
+    order's Outcome, or its error (GatewayUnavailable, a ConcurrencyError, ...) for the runner
+    to record as a failed attempt.
     A crash between a charge and its outcome loses nothing: the retry charges again under the
     same idempotency key and the gateway answers with the first charge.
     """
