@@ -3,10 +3,13 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path
 from django.utils.html import format_html
 
+from eventstore.event_page import EventView, event_page_parts, event_views
 from eventstore.models import Event, ParkedEvent, ProjectionCheckpoint
 from eventstore.projections import projection_catch_up
 
@@ -91,6 +94,47 @@ class EventAdmin(ReadOnlyAdmin):
     @admin.display(description="data")
     def payload(self, obj: Event) -> str:
         return pretty_json(obj.data)
+
+    # Other apps add to the event's page through eventstore/event_page.py: panels rendered into
+    # this page's template (admin/eventstore/event/change_form.html) and pages under an event.
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        event = self.get_object(request, unquote(object_id))
+        if event is not None:
+            extra_context = {
+                **(extra_context or {}),
+                "event_page": event_page_parts(request=request, event=event),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            *(
+                path(
+                    f"<path:object_id>/{v.route}/",
+                    self.admin_site.admin_view(self._event_view(v)),
+                    name=f"eventstore_event_{v.name}",
+                )
+                for v in event_views.all()
+            ),
+            *super().get_urls(),
+        ]
+
+    def _event_view(self, registered: EventView) -> Callable[..., HttpResponse]:
+        def view(request: HttpRequest, object_id: str) -> HttpResponse:
+            event = self.get_object(request, unquote(object_id))
+            if event is None:
+                # Not in django-stubs: Django's own "no such object" redirect (a private ModelAdmin helper).
+                return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined, no-any-return]
+            return registered.view(request, event, self)
+
+        return view
 
 
 @admin.register(ProjectionCheckpoint)

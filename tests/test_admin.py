@@ -71,6 +71,41 @@ def test_events_cannot_be_changed_or_deleted_through_the_admin(admin_client, ord
     assert Event.objects.get(pk=event.pk).type == event.type
 
 
+def test_the_event_store_owns_the_event_page_and_other_apps_add_to_it_through_its_hooks(
+    admin_client, order_id, monkeypatch
+):
+    from pathlib import Path
+
+    from django.contrib import admin
+    from django.template.loader import get_template
+
+    import eventstore
+    from eventstore.admin import EventAdmin
+    from eventstore.event_page import EventPanel, event_panels, event_views
+
+    # No app replaces the event store's admin or its page's template: todolists declares its parts.
+    assert type(admin.site.get_model_admin(Event)) is EventAdmin
+    page = get_template("admin/eventstore/event/change_form.html").origin.name
+    assert Path(page).is_relative_to(Path(eventstore.__file__).parent)
+    assert "todolists" in event_panels.names() and "skip" in event_views.names()
+
+    # Any app may add a panel, rendered with its own context into the slot it names.
+    event = Event.objects.filter(correlation_id=order_id).order_by("position").first()
+    note = EventPanel(
+        name="a_note",
+        templates={"before": "admin/todolists/link.html"},
+        context=lambda request, e: {"url": f"/notes/{e.pk}/", "text": f"a note on {e.type}"},
+    )
+    monkeypatch.setitem(event_panels._items, note.name, note)
+    html = admin_client.get(reverse("admin:eventstore_event_change", args=[event.pk])).content.decode()
+    mine = html.index(f'<a href="/notes/{event.pk}/">a note on OrderPlaced</a>')
+    assert mine < html.index('class="form-row') < html.index('id="event-links"')  # before the fields
+    assert 'class="historylink">The order\'s story</a>' in html  # todolists' link in the tools
+    # A page under an event finds it first: a missing one is the admin's "does not exist" redirect.
+    missing = admin_client.get(reverse("admin:eventstore_event_skip", args=[10**9]))
+    assert missing.status_code == 302 and missing["Location"] == reverse("admin:index")
+
+
 def test_search_by_order_id_finds_the_order_and_its_items(staff_client, order_id):
     orders = staff_client.get(reverse("admin:orders_order_changelist"), {"q": order_id})
     assert order_id in orders.content.decode() and orders.context["cl"].result_count == 1

@@ -13,7 +13,7 @@ from django.urls import reverse
 from eventstore.models import Event, ParkedEvent
 from eventstore.projections import registry
 from orders.commands import order_place
-from tests.factories import poison_order_placed
+from tests.factories import PARKS_ON_ORDER_PLACED, poison_order_placed
 from todolists.ui.status import todo_lists_status
 from todolists.ui.verdict import Level, process_verdict
 
@@ -33,29 +33,73 @@ def test_a_parked_case_is_one_attention_finding_read_by_health_status_and_metric
 ):
     poison, _ = parked
     verdict = process_verdict()
-    [finding] = [f for f in verdict.findings if f.subject == "projection:orders"]
+    # The case is parked in three projections: one finding names them all, and counts for each.
+    [finding] = verdict.findings
     assert finding.level == Level.ATTENTION
     sentence = finding.sentence()
-    assert sentence.startswith("1 business case(s) parked in orders since ")
+    assert sentence.startswith(
+        "1 business case(s) parked in orders, payments and todo:payments_to_issue since "
+    )
     assert f"event #{poison.position} (OrderPlaced): InvalidEvent" in sentence
     assert f"parked_case_retry {poison.correlation_id}" in sentence and "skip" in sentence
-
-    body = client.get(reverse("health_process")).json()  # attention: 200, the reason named
-    assert body["status"] == "attention" and any(
-        "business case(s) parked in orders" in r for r in body["reasons"]
+    subjects = [f"projection:{name}" for name in PARKS_ON_ORDER_PLACED]
+    assert finding.subjects == tuple(subjects)
+    for subject in subjects:
+        assert verdict.findings_of(subject) == [finding] and verdict.level_of(subject) == Level.ATTENTION
+    assert {r.status.name: r.level for r in verdict.projection_rows if r.status.parked} == dict.fromkeys(
+        PARKS_ON_ORDER_PLACED, Level.ATTENTION
     )
+    [row] = [r for r in verdict.list_rows if r["status"].name == "payments_to_issue"]
+    assert row["findings"] == [finding]
+    assert verdict.list_state("payments_to_issue") == ("attention", "ATTENTION")
+
+    body = client.get(reverse("health_process")).json()  # attention: 200, the reason named once
+    assert body["status"] == "attention" and body["reasons"] == [sentence]
+    assert body["findings"][0]["subjects"] == subjects
     assert body["projections"]["orders"]["parked"] == 1
     assert body["parked_cases"][0]["correlation_id"] == poison.correlation_id
-    with pytest.raises(CommandError, match="parked in orders") as check:
+    with pytest.raises(CommandError, match="parked in orders, payments and todo:payments_to_issue") as check:
         call_command("todo_status", "--check")
-    assert check.value.returncode == 1
+    assert check.value.returncode == 1 and str(check.value).count("business case(s) parked") == 1
     settings.DEBUG = True
     metrics = client.get(reverse("metrics")).content.decode()
     assert 'projection_parked_cases{projection="orders"} 1.0' in metrics
+    for name in PARKS_ON_ORDER_PLACED:
+        assert f'projection_level{{projection="{name}"}} 1.0' in metrics
     assert (
         'projection_parked_cases{projection="orders_to_confirm"} 0.0' not in metrics
     )  # lists have their own name
     assert 'projection_halted{projection="orders"} 0.0' in metrics
+
+
+def test_cases_parked_in_the_same_projections_are_one_finding_and_another_set_is_another(
+    no_nudge, monkeypatch
+):
+    first, second = poison_order_placed(), poison_order_placed()
+    order_id = order_place(amount="10.00", currency="EUR")
+    projection = registry.get("payments")
+
+    def broken(batch):  # a bug in one projection parks a third case there alone
+        if any(e.correlation_id == order_id and e.type == "PaymentStarted" for e in batch.events):
+            raise RuntimeError("bug in the payments read model")
+        projection.apply(batch)
+
+    monkeypatch.setitem(registry._items, "payments", dataclasses.replace(projection, apply=broken))
+    call_command("process_todos")
+    verdict = process_verdict()
+    by_cause = {f.cause: f for f in verdict.findings if "parked in" in f.cause}
+    assert set(by_cause) == {
+        "2 business case(s) parked in orders, payments and todo:payments_to_issue",
+        "1 business case(s) parked in payments",
+    }
+    both = by_cause["2 business case(s) parked in orders, payments and todo:payments_to_issue"]
+    assert f"event #{first.position} (OrderPlaced)" in both.next_step  # the oldest case names the step
+    assert f"parked_case_retry {first.correlation_id}" in both.next_step
+    alone = by_cause["1 business case(s) parked in payments"]
+    assert "bug in the payments read model" in alone.next_step and alone.subjects == ("projection:payments",)
+    assert verdict.findings_of("projection:payments") == [both, alone]
+    assert verdict.findings_of("projection:orders") == [both]
+    assert second.correlation_id not in " ".join(verdict.reasons)
 
 
 def test_the_dashboard_lists_the_case_and_skips_it_with_a_reason(admin_client, parked):

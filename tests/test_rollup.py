@@ -6,12 +6,13 @@ import datetime
 
 import pytest
 from django.core.management import call_command
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from eventstore.projections import projections_catch_up
 from todolists.models import TodoItem, TodoListRollup
 from todolists.operator import todo_item_retry
-from todolists.ui.charts import list_charts
+from todolists.ui.charts import ListCharts, list_charts
 from todolists.ui.status import todo_lists_status
 
 pytestmark = pytest.mark.django_db
@@ -80,6 +81,48 @@ def test_the_rollup_counts_what_happened_and_the_levels_fold_back_to_zero(seeded
     [lc] = list_charts(window="hour", lists=todo_lists_status(), list_names=[PAY])
     assert lc.latency.close_p50 is not None and 0 <= lc.latency.close_p50 <= lc.latency.close_p95 <= 10
     assert lc.latency.wait_p50 is not None
+
+
+def test_the_legends_say_what_the_whole_window_shows_not_its_last_minute(seeded_process):
+    # Seeded on payments_to_issue: 5 opened, 2 closed, 3 failed attempts; open 3: 1 parked, 1
+    # retrying, 1 due. The window ends minutes after the burst: its last bucket is empty, as the
+    # current minute is a while after a spike, and the legends still tell the burst.
+    def charts_at(window: str, ahead: datetime.timedelta) -> ListCharts:
+        now = timezone.now() + ahead
+        [lc] = list_charts(window=window, lists=todo_lists_status(), now=now, list_names=[PAY])
+        return lc
+
+    def legends(lc: ListCharts) -> dict[str, tuple]:
+        return {
+            c.id.removeprefix(f"{PAY}-"): (c.legend, {s.name: (s.shown, s.note) for s in c.series})
+            for c in lc.charts
+        }
+
+    def drawn(lc: ListCharts) -> str:
+        return render_to_string("admin/todolists/view/charts.html", {"charts": [lc], "window": lc.window})
+
+    minutes_later, hours_later = datetime.timedelta(minutes=3), datetime.timedelta(hours=2)
+    backlog = ("now", {"open": (3, ""), "due": (1, ""), "parked": (1, "")})
+    for window in ("hour", "day"):
+        assert legends(charts_at(window, minutes_later)) == {
+            "backlog": backlog,
+            "throughput": (f"in the last {window}", {"opened": (5, ""), "closed": (2, "")}),
+            "failures": (f"in the last {window}", {"failed attempts": (60.0, "3 of 5")}),
+        }
+    html = drawn(charts_at("hour", minutes_later))
+    assert 'opened <b>5</b></span> <span class="legend-closed">closed <b>2</b>' in html
+    assert "failed attempts <b>60%</b> (3 of 5)" in html and "open <b>3</b>" in html
+    assert html.count('<span class="muted legend-when">in the last hour</span>') == 2
+    assert "<title>opened: 5 in the last hour, peak" in html
+
+    # Past the window, the counts are gone from it; the levels are still what they are now.
+    later = charts_at("hour", hours_later)
+    assert legends(later) == {
+        "backlog": backlog,
+        "throughput": ("in the last hour", {"opened": (0, ""), "closed": (0, "")}),
+        "failures": ("in the last hour", {"failed attempts": (None, "no attempts")}),
+    }
+    assert '<span class="legend-failed">no attempts</span> <span class="muted legend-when">' in drawn(later)
 
 
 def test_a_replay_rebuilds_the_rollup_as_the_projections_wrote_it(seeded_process):

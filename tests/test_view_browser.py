@@ -144,6 +144,9 @@ def test_a_list_page_charts_the_burst_the_test_created(viewer, place_orders, wid
     ]
     opened = series(page, "payments_to_issue-throughput", "opened")
     assert len(opened) == 60 and sum(opened[-2:]) == 12  # the burst may straddle a minute
+    # The legend tells the whole hour, whichever minute the burst fell in.
+    legend = page.locator("#chart-payments_to_issue-throughput .chart-legend").inner_text()
+    assert " ".join(legend.split()) == "opened 12 closed 0 in the last hour"
     assert [series(page, "payments_to_issue-backlog", s)[-1] for s in ("open", "due", "parked")] == [
         12,
         12,

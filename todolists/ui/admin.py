@@ -17,10 +17,7 @@ from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.functional import lazy
 
-from eventstore.admin import EventAdmin, ReadOnlyAdmin, pretty_json
-from eventstore.models import Event, ParkedEvent
-from eventstore.poison import projections_skip_event
-from eventstore.projections import SkipRefused
+from eventstore.admin import ReadOnlyAdmin, pretty_json
 from todolists.lists import registry
 from todolists.models import TodoItem
 from todolists.operator import todo_item_park, todo_item_retry
@@ -28,7 +25,6 @@ from todolists.rollup import last_hour_since
 from todolists.templatetags.todo_debug import absolute, when
 from todolists.ui.charts import todo_list_charts, window_of
 from todolists.ui.item_actions import item_actions
-from todolists.ui.poison import projections_halted_at
 from todolists.ui.timeline import item_timeline
 from todolists.ui.why import todo_item_why
 
@@ -421,91 +417,6 @@ class ReasonForm(forms.Form):
         help_text="Kept in the log beside the event, with your name.",
         error_messages={"required": "Say why: the reason stays in the log."},
     )
-
-
-admin.site.unregister(Event)
-
-
-@admin.register(Event)
-class EventWithItemsAdmin(EventAdmin):
-    """The event page with links to its business case's story and the items it opened or closed
-    (registered here because the event store knows nothing of lists or orders)."""
-
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        event = self.get_object(request, object_id)
-        if event is not None:
-            items = TodoItem.objects.filter(Q(opened_position=event.pk) | Q(closed_position=event.pk))
-            halted = projections_halted_at(position=event.pk)
-            parked = ParkedEvent.objects.filter(position=event.pk).order_by("projection")
-            story = ""
-            if event.correlation_id:
-                # A case whose event halted or parked the projections may have no read-model row: its events do.
-                stopped = halted or parked
-                story = log_search_url(event.correlation_id) if stopped else story_url(event.correlation_id)
-            extra_context = {
-                **(extra_context or {}),
-                "story_url": story,
-                "story_in_log": bool(halted or parked),
-                "halted_here": halted,
-                "parked_here": list(parked),
-                "skip_url": reverse("admin:eventstore_event_skip", args=[event.pk]) if halted else "",
-                "may_skip": request.user.is_superuser,
-                "opened_items": [i for i in items if i.opened_position == event.pk],
-                "closed_items": [i for i in items if i.closed_position == event.pk],
-            }
-        return super().change_view(request, object_id, form_url, extra_context)
-
-    def get_urls(self) -> list[URLPattern]:
-        return [
-            path(
-                "<path:object_id>/skip/",
-                self.admin_site.admin_view(self.skip_view),
-                name="eventstore_event_skip",
-            ),
-            *super().get_urls(),
-        ]
-
-    def skip_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """Skip this event for every projection halted on it: confirm with a reason, then record one
-        ProjectionEventSkipped per projection. Superusers only, as `projection_skip` needs a shell."""
-        event = self.get_object(request, object_id)
-        if event is None:
-            # Not in django-stubs: Django's own "no such object" redirect (a private ModelAdmin helper).
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined, no-any-return]
-        if not request.user.is_superuser:
-            raise PermissionDenied(
-                "Skipping an event is for superusers (it changes what every read model holds)."
-            )
-        event_url = reverse("admin:eventstore_event_change", args=[event.pk])
-        form = ReasonForm(request.POST or None)
-        refusal = ""
-        if request.method == "POST" and form.is_valid():
-            try:
-                names = projections_skip_event(
-                    position=event.pk, reason=form.cleaned_data["reason"], actor=request.user.get_username()
-                )
-            except SkipRefused as exc:
-                refusal = str(exc)
-            else:
-                self.message_user(request, f"Skipped event #{event.pk} for {', '.join(names)}.")
-                return HttpResponseRedirect(event_url)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Skip event #{event.pk} ({event.type})",
-            "opts": self.opts,
-            "event": event,
-            "event_url": event_url,
-            "halted_here": projections_halted_at(position=event.pk),
-            "form": form,
-            "refusal": refusal,
-        }
-        return TemplateResponse(request, "admin/eventstore/event/confirm_skip.html", context)
 
 
 class SuperuserWritesOnly(_ModelAdmin):

@@ -34,10 +34,11 @@ class Series:
     name: str
     values: Sequence[float]
     css: str
-
-    @property
-    def last(self) -> float:
-        return self.values[-1] if self.values else 0
+    shown: float | None
+    """The legend's number: what the whole chart says of this series (its chart's `legend` says
+    what: the level now, or the window's total), never one bucket beside a chart of all of them.
+    None: there is none (a failure rate with no attempts); the note says why."""
+    note: str = ""
 
     @property
     def peak(self) -> float:
@@ -50,6 +51,9 @@ class Chart:
     title: str
     unit: str
     series: list[Series]
+    legend: str
+    """What the legend's numbers are: "now", "in the last hour"."""
+    legend_unit: str = ""
     width: int = CHART_W
     height: int = CHART_H
 
@@ -167,7 +171,7 @@ def list_charts(
             name=s.name,
             title=s.title,
             window=window,
-            charts=_list_series(s, counts.get(s.name, {}), n, per_minute),
+            charts=_list_series(s, counts.get(s.name, {}), n, per_minute, window=window),
             latency=_latency(counts.get(s.name, {})),
             due=s.due,
             parked=s.parked,
@@ -188,8 +192,10 @@ def todo_list_charts(*, list_name: str, window: str) -> list[ListCharts]:
     return list_charts(window=window, lists=todo_lists_status(), list_names=[list_name])
 
 
-def _list_series(s: ListStatus, counts: Counts, n: int, per_minute: float) -> list[Chart]:
-    """One list's charts from its counts per bucket; the levels are folded back from now."""
+def _list_series(s: ListStatus, counts: Counts, n: int, per_minute: float, *, window: str) -> list[Chart]:
+    """One list's charts from its counts per bucket; the levels are folded back from now. The
+    legends say what the whole window shows: a level as it is now (the line's right end), a
+    count as the window's total, the failure rate over the window."""
 
     def c(measure: str) -> list[int]:
         return counts.get(measure, [0] * n)
@@ -199,24 +205,50 @@ def _list_series(s: ListStatus, counts: Counts, n: int, per_minute: float) -> li
     parked = _fold_back(s.parked, c(rollup.PARKED_IN), c(rollup.PARKED_OUT))
     retrying = _fold_back(s.retrying, c(rollup.BACKOFF_IN), c(rollup.BACKOFF_OUT))
     due = [max(o - p - r, 0) for o, p, r in zip(open_, parked, retrying, strict=True)]
-    rate = [
-        round(100 * failed[i] / (failed[i] + closed[i]), 1) if failed[i] + closed[i] else 0 for i in range(n)
-    ]
+    in_window = f"in the last {window}"
     return [
         Chart(
             f"{s.name}-backlog",
             "backlog: open, due, parked",
             "items",
-            [Series("open", open_, "open"), Series("due", due, "due"), Series("parked", parked, "parked")],
+            [
+                Series("open", open_, "open", open_[-1]),
+                Series("due", due, "due", due[-1]),
+                Series("parked", parked, "parked", parked[-1]),
+            ],
+            "now",
         ),
         Chart(
             f"{s.name}-throughput",
             "opened / closed per minute",
             "/min",
             [
-                Series("opened", [round(v / per_minute, 2) for v in opened], "opened"),
-                Series("closed", [round(v / per_minute, 2) for v in closed], "closed"),
+                Series("opened", [round(v / per_minute, 2) for v in opened], "opened", sum(opened)),
+                Series("closed", [round(v / per_minute, 2) for v in closed], "closed", sum(closed)),
             ],
+            in_window,
         ),
-        Chart(f"{s.name}-failures", "failure rate", "%", [Series("failed attempts", rate, "failed")]),
+        _failure_chart(s.name, failed, closed, in_window),
     ]
+
+
+def _failure_chart(name: str, failed: Sequence[int], closed: Sequence[int], in_window: str) -> Chart:
+    """Failed attempts / (failed attempts + closes) per bucket; the legend's is the window's."""
+    rate = [round(100 * f / (f + c), 1) if f + c else 0 for f, c in zip(failed, closed, strict=True)]
+    attempts = sum(failed) + sum(closed)
+    return Chart(
+        f"{name}-failures",
+        "failure rate",
+        "%",
+        [
+            Series(
+                "failed attempts",
+                rate,
+                "failed",
+                round(100 * sum(failed) / attempts, 1) if attempts else None,
+                f"{sum(failed)} of {attempts}" if attempts else "no attempts",
+            )
+        ],
+        in_window,
+        legend_unit="%",
+    )

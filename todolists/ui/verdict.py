@@ -73,6 +73,16 @@ class Finding:
     cause: str
     since: datetime.datetime | None
     next_step: str
+    also: tuple[str, ...] = ()
+    """Further subjects the same finding is about (one parked case in several projections): it
+    counts for each of them, yet is said once."""
+
+    @property
+    def subjects(self) -> tuple[str, ...]:
+        return (self.subject, *self.also)
+
+    def concerns(self, *subjects: str) -> bool:
+        return any(s in self.subjects for s in subjects)
 
     def sentence(self) -> str:
         since = f" since {when(self.since)}" if self.since else ""
@@ -82,6 +92,7 @@ class Finding:
         return {
             "level": str(self.level),
             "subject": self.subject,
+            "subjects": list(self.subjects),
             "cause": self.cause,
             "since": self.since.isoformat() if self.since else None,
             "next_step": self.next_step,
@@ -159,10 +170,10 @@ class Verdict:
     """Business cases projections parked, oldest first (eventstore/parked_cases.py)."""
 
     def level_of(self, subject: str) -> Level:
-        return worst(f.level for f in self.findings if f.subject == subject)
+        return _level_of(self.findings, subject)
 
     def findings_of(self, subject: str) -> list[Finding]:
-        return [f for f in self.findings if f.subject == subject]
+        return [f for f in self.findings if f.concerns(subject)]
 
     @property
     def reasons(self) -> list[str]:
@@ -178,7 +189,7 @@ class Verdict:
         return [
             {
                 "status": s,
-                "findings": [f for f in self.findings if f.subject in _subjects(s.name)],
+                "findings": [f for f in self.findings if f.concerns(*_subjects(s.name))],
                 "pause": self.pauses.get(s.name),
                 "groups": [g for g in self.error_groups if g.list_name == s.name],
             }
@@ -193,7 +204,7 @@ class Verdict:
             return "paused", "PAUSED"
         if status is not None and status.state != "ok":
             return status.state, status.state.upper()
-        level = worst(f.level for f in self.findings if f.subject in _subjects(name))
+        level = _level_of(self.findings, *_subjects(name))
         return ("ok", "ok") if level == Level.OK else (str(level), str(level).upper())
 
     @property
@@ -235,6 +246,11 @@ class Verdict:
             ],
             "broker_queued": self.cluster.queued,
         }
+
+
+def _level_of(findings: Iterable[Finding], *subjects: str) -> Level:
+    """The worst level of the findings about any of the subjects (ok: none)."""
+    return worst(f.level for f in findings if f.concerns(*subjects))
 
 
 def _subjects(list_name: str) -> tuple[str, str]:
@@ -341,13 +357,10 @@ def process_verdict() -> Verdict:
     cluster = cluster_status()
     parked = parked_cases_list() if any(p.parked for p in projections) else []
 
-    findings: list[Finding] = []
-    findings += _worker_findings(now, lists, oldest_unread, workers, pauses)
-    projection_rows = []
+    findings = _worker_findings(now, lists, oldest_unread, workers, pauses)
     for p in projections:
-        found = _projection_findings(now, p, oldest_unread.get(p.name), workers) + _parked_findings(p, parked)
-        findings += found
-        projection_rows.append(ProjectionRow(p, worst(f.level for f in found), oldest_unread.get(p.name)))
+        findings += _projection_findings(now, p, oldest_unread.get(p.name), workers)
+    findings += _parked_findings(parked)  # each about every projection its cases are parked in
     for s in lists:
         findings += _list_findings(
             s, attempts.get(s.name, []), groups, holders.get(s.name, []), pauses, workers
@@ -356,11 +369,7 @@ def process_verdict() -> Verdict:
     findings += _broker_findings(cluster)
     findings.sort(key=lambda f: -f.level.rank)
     lists = [
-        dataclasses.replace(
-            s,
-            level=str(worst(f.level for f in findings if f.subject in _subjects(s.name))),
-            paused=s.name in pauses,
-        )
+        dataclasses.replace(s, level=str(_level_of(findings, *_subjects(s.name))), paused=s.name in pauses)
         for s in lists
     ]
     return Verdict(
@@ -368,7 +377,10 @@ def process_verdict() -> Verdict:
         findings=findings,
         lists=lists,
         projections=projections,
-        projection_rows=projection_rows,
+        projection_rows=[
+            ProjectionRow(p, _level_of(findings, f"projection:{p.name}"), oldest_unread.get(p.name))
+            for p in projections
+        ],
         cluster=cluster,
         workers=workers,
         error_groups=groups,
@@ -567,24 +579,37 @@ def _stuck(subject: str, name: str, s: ListStatus, due_age: float, *, alive: boo
     )
 
 
-def _parked_findings(p: ProjectionStatus, parked: list[ParkedCase]) -> list[Finding]:
-    """Attention, not failing: every other business case goes on; these wait for an operator."""
-    mine = [c for c in parked if p.name in c.projections]
-    if not mine:
-        return []
-    first = mine[0]  # the oldest
-    return [
-        Finding(
-            Level.ATTENTION,
-            f"projection:{p.name}",
-            f"{len(mine)} business case(s) parked in {p.name}",
-            first.since,
-            f"event #{first.position} ({first.type}): {first.error[:160]} — fix the handler and retry, "
-            "or skip, from the dashboard's parked cases "
-            f"(`manage.py parked_case_retry {first.correlation_id}`, "
-            f"`manage.py parked_case_skip {first.correlation_id} --reason ...`)",
+def _parked_findings(parked: list[ParkedCase]) -> list[Finding]:
+    """Attention, not failing: every other business case goes on; these wait for an operator.
+    One finding per set of projections the cases are parked in (one bad OrderPlaced parks its case
+    in every projection that reads it: one thing to fix, said once), about each of them."""
+    by_projections: dict[tuple[str, ...], list[ParkedCase]] = {}
+    for case in parked:  # oldest first, so each group's first is its oldest
+        by_projections.setdefault(tuple(case.projections), []).append(case)
+    findings = []
+    for names, cases in by_projections.items():
+        first = cases[0]
+        subjects = [f"projection:{name}" for name in names]
+        findings.append(
+            Finding(
+                Level.ATTENTION,
+                subjects[0],
+                f"{len(cases)} business case(s) parked in {_joined(names)}",
+                first.since,
+                f"event #{first.position} ({first.type}): {first.error[:160]} — fix the handler and retry, "
+                "or skip, from the dashboard's parked cases "
+                f"(`manage.py parked_case_retry {first.correlation_id}`, "
+                f"`manage.py parked_case_skip {first.correlation_id} --reason ...`)",
+                also=tuple(subjects[1:]),
+            )
         )
-    ]
+    return findings
+
+
+def _joined(names: Iterable[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    *rest, last = names
+    return f"{', '.join(rest)} and {last}" if rest else last
 
 
 def _failing_step(kind: str) -> str:
