@@ -201,14 +201,15 @@ def stage_percentiles(order_ids: list[str]) -> dict[str, tuple[float, float]]:
 
 def inline_capacity(quick: bool) -> float:
     """Orders/s of the inline pipeline (bench/pipeline.py) on this database, measured now: the
-    cluster's load is set as a fraction of it."""
+    cluster's load is set as a fraction of it. The faster of two runs: a neighbour's burst only
+    ever slows a run, and a low capacity would make the loads below too easy."""
     from django.test import override_settings
 
     from bench.pipeline import process
 
     n = 100 if quick else 300
     with override_settings(TODO_NUDGE=False):
-        seconds = timed(lambda: process(n, 0, Deadline(120)))
+        seconds = min(timed(lambda: process(n, first, Deadline(120))) for first in (0, n))
     return n / seconds
 
 
