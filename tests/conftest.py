@@ -1,18 +1,20 @@
+import contextlib
 import dataclasses
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.apps import apps
 from django.core.management import call_command
-from django.db import connection, connections, models
+from django.db import connection, connections, models, transaction
 from hypothesis import settings as hypothesis_settings
 
 from eventstore.events import DomainEvent, event_type
 from eventstore.models import Event
 from eventstore.projections import Batch, Projection, Table, registry
+from eventstore.store import event_append
 from payments.gateway import InProcessGateway, PaymentGateway
 
 ON_POSTGRES = connection.vendor == "postgresql"
@@ -295,6 +297,31 @@ def run_in_thread():
         t.join(timeout=60)
     if errors:
         raise errors[0]
+
+
+@pytest.fixture
+def append_held_open(run_in_thread, wait_until):
+    """`with append_held_open("s-1"):` another connection appends one event to stream "s-1" and
+    keeps its transaction open until the block ends: a write transaction in flight."""
+
+    @contextlib.contextmanager
+    def hold(stream_id: str, n: int = 0) -> Iterator[None]:
+        appended, release = threading.Event(), threading.Event()
+
+        def write() -> None:
+            with transaction.atomic():
+                event_append(stream_id=stream_id, events=[ThingHappened(n=n)], expected_version=0)
+                appended.set()
+                assert release.wait(30), "the test never ended the open transaction"
+
+        run_in_thread(write)
+        wait_until(appended.is_set, message=f"an open transaction's append to {stream_id}")
+        try:
+            yield
+        finally:
+            release.set()
+
+    return hold
 
 
 def pytest_report_header(config):

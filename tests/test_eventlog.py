@@ -213,25 +213,15 @@ def _waiting_on_a_lock() -> bool:
 @requires_postgres("SQLite has one writer: no other transaction can take a version meanwhile")
 @pytest.mark.django_db(transaction=True)
 def test_a_version_another_transaction_takes_during_a_batch_append_fails_only_its_item(
-    run_in_thread, wait_until
+    append_held_open, run_in_thread, wait_until
 ):
     """The other transaction's row is not yet committed when the batch reads the stream's head:
     the batch's row for that stream meets it in the unique index, and only that item fails."""
-    inserted, release = threading.Event(), threading.Event()
     results: list = []
-
-    def other_writer() -> None:
-        with transaction.atomic():
-            event_append(stream_id="s-1", events=[ThingHappened(n=0)], expected_version=0)
-            inserted.set()
-            assert release.wait(30)
-
-    run_in_thread(other_writer)
-    wait_until(inserted.is_set, message="the other transaction's insert")
     appends = [Append(stream_id=f"s-{n}", event=ThingHappened(n=n), expected_version=0) for n in (1, 2)]
-    run_in_thread(lambda: results.extend(events_append(appends=appends)))
-    wait_until(_waiting_on_a_lock, message="the batch to wait for the other transaction's row")
-    release.set()
+    with append_held_open("s-1"):
+        run_in_thread(lambda: results.extend(events_append(appends=appends)))
+        wait_until(_waiting_on_a_lock, message="the batch to wait for the other transaction's row")
     wait_until(lambda: len(results) == 2, message="the batch's results")
     moved, written = results
     assert isinstance(moved, ConcurrencyError) and moved.actual == 1

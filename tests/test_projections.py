@@ -376,27 +376,17 @@ def test_a_replay_keeps_the_live_projection_serving_and_catching_up(applied_proj
 
 @requires_postgres("transaction ids are PostgreSQL's")
 def test_projection_status_names_a_write_transaction_that_holds_readers_back(
-    applied_projection, run_in_thread, wait_until, settings, capsys
+    applied_projection, append_held_open, wait_until, settings, capsys
 ):
     settings.EVENTSTORE_HELD_BACK_AFTER_SECONDS = 0.5
-    opened, release = threading.Event(), threading.Event()
-
-    def long_write():
-        with transaction.atomic():
-            event_append(stream_id="slow", events=[ThingHappened(n=1)], expected_version=0)
-            opened.set()
-            assert release.wait(30)
-
-    run_in_thread(long_write)
-    wait_until(opened.is_set, message="a write transaction to stay open")
-    event_append(stream_id="fast", events=[ThingHappened(n=2)], expected_version=0)
-    assert projection_catch_up(name="test_applied").applied == 0  # held back, not skipped
-    wait_until(
-        lambda: projection_status(name="test_applied")[0].held_back_seconds is not None,
-        message="the open transaction to pass the threshold",
-    )
-    call_command("projection_status")
-    assert "held back by a write transaction open for" in capsys.readouterr().out
-    release.set()
+    with append_held_open("slow", n=1):
+        event_append(stream_id="fast", events=[ThingHappened(n=2)], expected_version=0)
+        assert projection_catch_up(name="test_applied").applied == 0  # held back, not skipped
+        wait_until(
+            lambda: projection_status(name="test_applied")[0].held_back_seconds is not None,
+            message="the open transaction to pass the threshold",
+        )
+        call_command("projection_status")
+        assert "held back by a write transaction open for" in capsys.readouterr().out
     wait_until(lambda: projection_catch_up(name="test_applied").applied == 2 or len(applied_positions()) == 2)
     assert applied_positions() == all_positions()
