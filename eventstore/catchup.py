@@ -18,8 +18,9 @@ A failure that is not about one event does not park:
 - the projection halts as a whole, at the first such event, with the events before it applied,
   when the failure looks like code rather than data: an event with no business case (an
   operator's), the same exception class on the same event type for `CODE_LIKE_CASES` or more
-  distinct cases in one batch while no event of that type applied in that batch (a handler bug
-  hits every event), or more parked cases than `EVENTSTORE_PARKED_CASES_LIMIT` (default 100).
+  distinct cases while no event of that type applied meanwhile (a handler bug hits every event),
+  in one batch or across catch-ups (those parked earlier count: under a trickle each catch-up
+  sees one event), or more parked cases than `EVENTSTORE_PARKED_CASES_LIMIT` (default 100).
   The error and position are written on the checkpoint row (where `projection_status`, /health/
   and the admin show it), the next catch-up tries again, and the way past is an operator's
   `ProjectionEventSkipped` event in the log (`projection_skip`), which replays honour the same way.
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable, Sequence
 
 import psycopg
@@ -37,7 +39,7 @@ from django.utils import timezone
 
 from eventstore.conf import conf
 from eventstore.events import DomainEvent, InvalidEvent, ParkedEventSkipped, ProjectionEventSkipped
-from eventstore.models import ProjectionCheckpoint
+from eventstore.models import Event, ParkedEvent, ProjectionCheckpoint
 from eventstore.parked import Parking, error_text, parked_rows_write
 from eventstore.projection import Batch, Envelope, ModelMap, Projection, registry
 from eventstore.record import LogKey, RecordedEvent
@@ -158,8 +160,16 @@ def _sort(
     return result
 
 
-def _halt_at(sorted_: _Sorted, cases: set[str]) -> tuple[RecordedEvent, Exception] | None:
-    """The first failure the projection must halt on instead of parking (see the module's docstring)."""
+Alike = dict[tuple[str, str], set[str]]
+"""Business cases by (event type, exception class) of the failure that parked them."""
+
+
+def _halt_at(
+    sorted_: _Sorted, cases: set[str], earlier: Callable[[], Alike] | None = None
+) -> tuple[RecordedEvent, Exception] | None:
+    """The first failure the projection must halt on instead of parking (see the module's
+    docstring). `earlier` gives the cases parked alike by earlier catch-ups, whose type has not
+    applied since: they count with the batch's own."""
     if not sorted_.failed:
         return None  # the healthy path
     halts: list[tuple[RecordedEvent, Exception]] = []
@@ -175,22 +185,28 @@ def _halt_at(sorted_: _Sorted, cases: set[str]) -> tuple[RecordedEvent, Exceptio
         if len(parked) > conf.parked_cases_limit:
             limit = conf.parked_cases_limit
             halts.append((recorded, RuntimeError(f"more than {limit} parked cases ({error_text(error)})")))
-    for (type_name, _), failures in alike.items():
-        if len({r.correlation_id for r, _ in failures}) >= CODE_LIKE_CASES and type_name not in applied_types:
+    before = earlier() if earlier is not None else {}
+    for (type_name, kind), failures in alike.items():
+        distinct = {r.correlation_id for r, _ in failures} | before.get((type_name, kind), set())
+        if len(distinct) >= CODE_LIKE_CASES and type_name not in applied_types:
             recorded, error = failures[0]
             halts.append((recorded, error))
     return min(halts, key=lambda h: h[0].key, default=None)
 
 
 def _apply_events(
-    projection: Projection, events: list[RecordedEvent], models_: ModelMap, cases: set[str]
+    projection: Projection,
+    events: list[RecordedEvent],
+    models_: ModelMap,
+    cases: set[str],
+    earlier: Callable[[], Alike] | None = None,
 ) -> list[Parking]:
     """Apply the events of cases not parked in one savepoint and return those parked. If that
     fails, apply them one at a time to find the failing ones. Raises ProjectionHalted (with the
     events before it applied or parked) on a failure that is not about one event."""
     decoded = _decode(events)
     outcome = _sort(decoded, cases, None)
-    halt = _halt_at(outcome, cases)
+    halt = _halt_at(outcome, cases, earlier)
     if halt is None:
         try:
             with transaction.atomic():
@@ -199,7 +215,7 @@ def _apply_events(
         except OPERATIONAL_ERRORS:
             raise  # a deadlock or a timeout says nothing about the events: try the batch again later
         except Exception as batch_error:
-            outcome, halt = _apply_singles(projection, decoded, models_, cases, batch_error)
+            outcome, halt = _apply_singles(projection, decoded, models_, cases, batch_error, earlier)
             if halt is None:
                 return outcome.parked
     recorded, error = halt
@@ -210,7 +226,12 @@ def _apply_events(
 
 
 def _apply_singles(
-    projection: Projection, decoded: list[Decoded], models_: ModelMap, cases: set[str], batch_error: Exception
+    projection: Projection,
+    decoded: list[Decoded],
+    models_: ModelMap,
+    cases: set[str],
+    batch_error: Exception,
+    earlier: Callable[[], Alike] | None,
 ) -> tuple[_Sorted, tuple[RecordedEvent, Exception] | None]:
     """Each event alone, in log order; undone as a whole when the projection must halt."""
     singles = transaction.savepoint()
@@ -224,7 +245,7 @@ def _apply_singles(
     except OPERATIONAL_ERRORS:
         transaction.savepoint_rollback(singles)
         raise
-    halt = _halt_at(outcome, cases)
+    halt = _halt_at(outcome, cases, earlier)
     if halt is None and not outcome.failed:
         # Every event alone is fine, the batch is not (a bug in `apply`): halt at its start.
         halt = (decoded[0].recorded, batch_error)
@@ -270,6 +291,7 @@ def apply_batch(
     skips: set[int],
     models_: ModelMap | None = None,
     parked: set[str] | None = None,
+    earlier: Callable[[], Alike] | None = None,
 ) -> BatchProgress:
     """Apply the next batch after `key`, except the events of the `parked` cases and of the cases
     it parks (returned in `parked`; the caller records them and adds their cases to its set).
@@ -280,7 +302,7 @@ def apply_batch(
     wanted = [e for e in events if e.position not in skips]
     progress = BatchProgress(last, skipped=len(events) - len(wanted), done=scanned < batch_size)
     try:
-        progress.parked = _apply_events(projection, wanted, models_ or {}, parked or set())
+        progress.parked = _apply_events(projection, wanted, models_ or {}, parked or set(), earlier)
     except ProjectionHalted as halt:
         good = [e for e in wanted if e.key < halt.recorded.key]
         halt.before = good[-1].key if good else key
@@ -306,6 +328,28 @@ def clear_error(checkpoint: ProjectionCheckpoint) -> None:
     checkpoint.error_count, checkpoint.error_at = 0, None
 
 
+def parked_alike(*, name: str, upto: int, parked: set[str]) -> Alike:
+    """The cases projection `name` parked on their first failure, by (event type, exception
+    class), for the types none of whose events it has applied since the first of them (up to the
+    checkpoint at `upto`): a handler bug that hits each event of a type as it comes, one per
+    catch-up, is told from bad data as within one batch. Read only when a batch has failures."""
+    rows = ParkedEvent.objects.filter(projection=name).exclude(error="")
+    alike: Alike = collections.defaultdict(set)
+    first: dict[tuple[str, str], int] = {}
+    for type_name, error, case, position in rows.values_list("type", "error", "correlation_id", "position"):
+        key = (type_name, error.split(":", 1)[0])
+        alike[key].add(case)
+        first[key] = min(first.get(key, position), position)
+    applied_since = {
+        key
+        for key in alike
+        if Event.objects.filter(type=key[0], position__gt=first[key], position__lte=upto)
+        .exclude(correlation_id__in=parked)
+        .exists()
+    }
+    return {key: cases for key, cases in alike.items() if key not in applied_since}
+
+
 def projection_catch_up(
     *, name: str, batch_size: int = 2000, progress: Callable[[int], None] | None = None
 ) -> CatchUpResult:
@@ -319,9 +363,11 @@ def projection_catch_up(
             checkpoint = checkpoint_locked(name)
             key = LogKey(checkpoint.tx_id, checkpoint.position)
             try:
+                parked_cases = set(checkpoint.parked)
                 step = apply_batch(
-                    projection, key, batch_size, set(checkpoint.skipped), parked=set(checkpoint.parked)
-                )
+                    projection, key, batch_size, set(checkpoint.skipped), parked=parked_cases,
+                    earlier=functools.partial(parked_alike, name=name, upto=key.position, parked=parked_cases),
+                )  # fmt: skip
             except ProjectionHalted as halt:
                 _record_halt(checkpoint, halt)
                 applied, parked = applied + halt.applied, parked + len(halt.parked)

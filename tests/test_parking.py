@@ -148,6 +148,34 @@ def test_a_handler_bug_hitting_every_case_halts_the_whole_projection(applied_pro
     assert applied() == [good] and not ParkedEvent.objects.exists()
 
 
+def test_a_handler_bug_met_one_event_per_catch_up_halts_at_the_third_case_not_the_hundredth(
+    applied_projection,
+):
+    """Under a trickle each catch-up sees one event: the cases parked alike before count."""
+    good = thing("a", 1)
+    projection_catch_up(name="test_applied")
+    bad = []
+    for i in range(CODE_LIKE_CASES):
+        bad.append(thing(f"case-{i}", 10 + i, poison=True))
+        result = projection_catch_up(name="test_applied")
+    assert result.error and f"cannot handle thing {10 + CODE_LIKE_CASES - 1}" in result.error
+    [status] = projection_status(name="test_applied")
+    assert status.halted and status.error_position == bad[-1]
+    assert applied() == [good] and [p for p, _, _ in parked_rows()] == bad[:-1]
+
+
+def test_cases_parked_alike_one_per_catch_up_beside_an_applied_event_of_their_type_stay_data(
+    applied_projection,
+):
+    bad = []
+    for i in range(CODE_LIKE_CASES):
+        bad.append(thing(f"case-{i}", 10 + i, poison=True))
+        thing(f"fine-{i}", 20 + i)  # the handler still applies the type: the failures are the data's
+        result = projection_catch_up(name="test_applied")
+        assert not result.error
+    assert [p for p, _, _ in parked_rows()] == bad and len(applied()) == CODE_LIKE_CASES
+
+
 def test_as_many_failing_cases_beside_an_applied_event_of_their_type_are_data_and_park(applied_projection):
     bad = [thing(f"case-{i}", 10 + i, poison=True) for i in range(CODE_LIKE_CASES)]
     fine = thing("a", 1)
