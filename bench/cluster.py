@@ -9,6 +9,7 @@ KEPT_UP_SECONDS of the last placement.
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import os
 import signal
@@ -209,7 +210,7 @@ def inline_capacity(quick: bool) -> float:
 
     n = 100 if quick else 300
     with override_settings(TODO_NUDGE=False):
-        seconds = min(timed(lambda: process(n, first, Deadline(120))) for first in (0, n))
+        seconds = min(timed(functools.partial(process, n, first, Deadline(120))) for first in (0, n))
     return n / seconds
 
 
