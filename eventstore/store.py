@@ -147,7 +147,9 @@ def events_append(
     Each append stands on its own: one whose stream is not at its expected version gets a
     ConcurrencyError, one that `check` refuses gets the refusal, and neither stops the others.
     Returns, in the order of `appends`, each recorded event or its error. A batch's outcomes
-    are written this way: one commit for the batch instead of one per item.
+    are written this way: one commit for the batch instead of one per item. An event that does
+    not match its type (InvalidEvent) is the caller's bug, not a race: it refuses the whole call
+    and nothing is written.
 
     With `check`, the cases are locked first against every guarded append (`event_append`'s
     `guard` too), so each check and its append are one decision.
