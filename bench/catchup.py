@@ -94,7 +94,7 @@ def peer_project(url: str, orders: int, deadline: Deadline) -> tuple[float, int]
         application_class=Shop, projection_class=ShopProjection, view_class=ShopView, env=env
     ) as runner:
         runner.wait(head, timeout=max(deadline.left(), 10))
-    return time.perf_counter() - start, head
+    return time.perf_counter() - start, head or 0
 
 
 def same_rows(url: str) -> str:

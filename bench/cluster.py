@@ -195,7 +195,7 @@ def stage_percentiles(order_ids: list[str]) -> dict[str, tuple[float, float]]:
     if not rows:
         return {}
     return {
-        stage: (statistics.median(col), percentile(col, 99))
+        stage: (statistics.median(col), percentile(list(col), 99))
         for stage, col in zip(STAGES, zip(*rows, strict=True), strict=True)
     }
 

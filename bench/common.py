@@ -96,6 +96,7 @@ class Target:
             return None
         if self.minimum is not None:
             return value >= self.minimum
+        assert self.maximum is not None, "a target has a minimum or a maximum"
         return value <= self.maximum
 
 

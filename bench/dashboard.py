@@ -9,6 +9,7 @@ result says which.
 
 from __future__ import annotations
 
+import datetime
 import statistics
 import time
 
@@ -72,7 +73,7 @@ def rollup_from_items() -> int:
     from todolists import rollup
     from todolists.models import TodoItem, TodoListRollup
 
-    counts: collections.Counter[tuple[str, str, object, str]] = collections.Counter()
+    counts: collections.Counter[tuple[str, str, datetime.datetime, str]] = collections.Counter()
     items = TodoItem.objects.values_list("list_name", "opened_at", "closed_at")
     for name, opened_at, closed_at in items.iterator(chunk_size=5000):
         measures = [(rollup.OPENED, opened_at)]
@@ -144,7 +145,7 @@ def run(*, url: str, quick: bool, **_) -> list[Row]:
     rows = []
     for url_path, what in PAGES.items():
         timings = []
-        for _ in range(RENDERS + 1):  # the first render warms caches and templates; not counted
+        for _render in range(RENDERS + 1):  # the first render warms caches and templates; not counted
             start = time.perf_counter()
             response = client.get(url_path)
             timings.append((time.perf_counter() - start) * 1000)

@@ -79,7 +79,7 @@ def run(*, url: str, quick: bool, **_) -> list[Row]:
         while len(placed) < ORDERS and replay.poll() is None and not deadline.passed():
             placed.append(order_place(amount="9.99", currency="EUR", customer=f"during-replay-{len(placed)}"))
             time.sleep(0.05)  # pacing the placements across the replay
-        output, _ = replay.communicate(timeout=max(deadline.left(), 1))
+        output, _errors = replay.communicate(timeout=max(deadline.left(), 1))
         replay_ended = time.time()
         if replay.returncode != 0:
             raise SystemExit(f"replay_projections failed:\n{output[-2000:]}")

@@ -71,7 +71,7 @@ def run(*, url: str, quick: bool, **_) -> list[Row]:
         log(
             f"live_refresh: nobody watching: {alone[0]:.1f} confirmed/s, p50 {alone[1]:.3f} s, p99 {alone[2]:.3f} s"
         )
-        stop, renders = threading.Event(), []
+        stop, renders = threading.Event(), list[float]()
         viewers = [
             threading.Thread(target=_viewer, args=(stop, renders, user, i * INTERVAL / VIEWERS))
             for i in range(VIEWERS)

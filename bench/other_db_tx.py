@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Callable
 
 from bench.cluster import SETTINGS as CLUSTER_SETTINGS
 from bench.cluster import percentile, place_at, running_cluster, wait_confirmed
@@ -56,7 +57,11 @@ def slowest(ids: list[str]) -> str:
 
 def latency_rows(label: str, latencies: list[float], n: int, *, note: str = "") -> list[Row]:
     """placed -> confirmed p50, p99 and max of one phase (p99 of 20 is the max)."""
-    stats = {"p50": statistics.median, "p99": lambda v: percentile(v, 99), "max": max}
+    stats: dict[str, Callable[[list[float]], float]] = {
+        "p50": statistics.median,
+        "p99": lambda v: percentile(v, 99),
+        "max": max,
+    }
     return [
         Row(NAME, f"{label}, placed -> confirmed {what}", n, fn(latencies) if latencies else float("nan"),
             "s", higher_is_better=False, note=note if what == "max" else "")

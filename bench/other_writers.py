@@ -43,7 +43,8 @@ def hold(url: str, seconds: float, *, idle: bool) -> None:
         conn.execute(SCRATCH)
         conn.execute("BEGIN")
         xid = conn.execute("INSERT INTO bench_scratch (x) VALUES (1) RETURNING pg_current_xact_id()::text")
-        _say(opened=time.time(), xid=int(xid.fetchone()[0]), pid=conn.info.backend_pid)
+        [opened_xid] = xid.fetchall()
+        _say(opened=time.time(), xid=int(opened_xid[0]), pid=conn.info.backend_pid)
         if idle:
             time.sleep(seconds)  # idle in transaction, as a forgotten psql session
         else:

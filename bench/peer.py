@@ -107,7 +107,7 @@ class ShopProjection(Projection[ShopView]):
     def process_event(self, domain_event, tracking: Tracking) -> None:
         self.view.apply([], tracking)  # a fact this view does not need: only the tracking
 
-    @process_event.register(BenchOrder.Placed)
+    @process_event.register(BenchOrder.Placed)  # type: ignore[attr-defined]  # made by @event
     def _(self, e, tracking: Tracking) -> None:
         row = {
             "order_id": str(e.originator_id), "customer": e.customer, "amount": e.amount, "currency": e.currency,
@@ -119,23 +119,23 @@ class ShopProjection(Projection[ShopView]):
             [(s["order_insert"], row), (s["payment_insert"], row), (s["item_open"], row)], tracking
         )
 
-    @process_event.register(BenchOrder.PaymentIssued)
+    @process_event.register(BenchOrder.PaymentIssued)  # type: ignore[attr-defined]  # made by @event
     def _(self, e, tracking: Tracking) -> None:
         row = self._row(e, tracking, payment_id=e.payment_id, closed_by="PaymentIssued")
         s = self.view.sql
         self.view.apply([(s["payment_issued"], row), (s["item_close"], row)], tracking)
 
-    @process_event.register(BenchOrder.PaymentFailed)
+    @process_event.register(BenchOrder.PaymentFailed)  # type: ignore[attr-defined]  # made by @event
     def _(self, e, tracking: Tracking) -> None:
         row = self._row(e, tracking, decline_code=e.decline_code, closed_by="PaymentFailed")
         s = self.view.sql
         self.view.apply([(s["payment_failed"], row), (s["item_close"], row)], tracking)
 
-    @process_event.register(BenchOrder.Confirmed)
+    @process_event.register(BenchOrder.Confirmed)  # type: ignore[attr-defined]  # made by @event
     def _(self, e, tracking: Tracking) -> None:
         self.view.apply([(self.view.sql["order_confirmed"], self._row(e, tracking))], tracking)
 
-    @process_event.register(BenchOrder.Cancelled)
+    @process_event.register(BenchOrder.Cancelled)  # type: ignore[attr-defined]  # made by @event
     def _(self, e, tracking: Tracking) -> None:
         row = self._row(e, tracking, reason="payment failed", closed_by="OrderCancelled")
         s = self.view.sql

@@ -1,9 +1,12 @@
 import contextlib
 import dataclasses
 import os
+import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import ClassVar, cast
 
 import pytest
 from django.apps import apps
@@ -40,6 +43,7 @@ class Applied(models.Model):
 
     position = models.BigIntegerField()
     stream_id = models.CharField(max_length=200)
+    objects: ClassVar[models.Manager["Applied"]] = models.Manager()  # declared: not in an app's models module
 
     class Meta:
         app_label = "eventstore"
@@ -106,10 +110,11 @@ def _apply_things(batch: Batch) -> None:
         assert release.wait(30), "the test never released the held apply"
     rows = []
     for e in batch.events:
-        if e.event.poison and SWITCH.poisoned:
-            raise ValueError(f"cannot handle thing {e.event.n}")
+        thing = cast(ThingHappened, e.event)
+        if thing.poison and SWITCH.poisoned:
+            raise ValueError(f"cannot handle thing {thing.n}")
         rows.append(batch.model(Applied)(position=e.position, stream_id=e.stream_id))
-    batch.model(Applied).objects.bulk_create(rows)
+    batch.model(Applied)._default_manager.bulk_create(rows)
 
 
 # Registered for the whole session, so the system checks see every test event type handled.
@@ -208,8 +213,9 @@ def work_list_with():
 
     originals = []
 
-    def replace(list_name: str, work: Callable[..., object]) -> None:
+    def replace(list_name: str, work: Callable[..., Mapping[str, Exception | None]]) -> None:
         original = todo_lists.unregister(list_name)
+        assert original is not None, f"no list {list_name} to replace"
         originals.append(original)
         todo_lists.register(dataclasses.replace(original, work=work))
 
@@ -221,11 +227,11 @@ def work_list_with():
 
 @pytest.fixture
 def place_orders(no_nudge):
-    from tests.factories import PlacedOrderFactory
+    from tests.factories import order_placed
 
     def place(visa: int, declined: int) -> tuple[list[str], list[str]]:
-        paid = [PlacedOrderFactory() for _ in range(visa)]
-        failed = [PlacedOrderFactory(declined=True) for _ in range(declined)]
+        paid = [order_placed() for _ in range(visa)]
+        failed = [order_placed(declined=True) for _ in range(declined)]
         return paid, failed
 
     return place
@@ -342,6 +348,13 @@ def database_url_for_subprocess() -> str:
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
+class QCluster(subprocess.Popen[bytes]):
+    """A `manage.py qcluster` process with its log file, and whether a test killed it."""
+
+    log_path: Path
+    crashed: bool = False
+
+
 @pytest.fixture
 def start_qcluster(tmp_path, wait_until):
     """Start real `manage.py qcluster` processes on the test database (one per "machine").
@@ -349,14 +362,12 @@ def start_qcluster(tmp_path, wait_until):
     Each is stopped with SIGTERM to its main pid at teardown and must exit 0.
     """
     import signal
-    import subprocess
     import sys
-    from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    started = []
+    started: list[QCluster] = []
 
-    def start(**extra_env: str) -> subprocess.Popen:
+    def start(**extra_env: str) -> QCluster:
         log_path = tmp_path / f"qcluster-{len(started)}.log"
         env = {
             **os.environ,
@@ -367,7 +378,7 @@ def start_qcluster(tmp_path, wait_until):
         env.pop("REDIS_URL", None)
         env.update(extra_env)
         with open(log_path, "w") as log:
-            proc = subprocess.Popen(
+            proc = QCluster(
                 [sys.executable, "manage.py", "qcluster"],
                 cwd=root,
                 env=env,
@@ -376,7 +387,6 @@ def start_qcluster(tmp_path, wait_until):
                 start_new_session=True,  # its own process group, so `crash` can kill all of it
             )
         proc.log_path = log_path
-        proc.crashed = False
         started.append(proc)
         wait_until(
             lambda: "running" in log_path.read_text() or proc.poll() is not None,
@@ -386,7 +396,7 @@ def start_qcluster(tmp_path, wait_until):
         assert proc.poll() is None, f"qcluster died:\n{log_path.read_text()}"
         return proc
 
-    def crash(proc: subprocess.Popen) -> None:
+    def crash(proc: QCluster) -> None:
         """kill -9 the whole cluster (main process, sentinel, workers), as when its machine dies."""
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)

@@ -1,5 +1,6 @@
 import decimal
 import uuid
+from typing import cast
 
 import factory
 from django.utils import timezone
@@ -27,6 +28,11 @@ class PlacedOrderFactory(factory.Factory):
     def _create(cls, model_class, **kwargs) -> str:
         kwargs["amount"] = decimal.Decimal(kwargs["amount"])
         return order_place(**kwargs)
+
+
+def order_placed(**overrides: object) -> str:
+    """A placed order's id (PlacedOrderFactory, typed as what its `_create` returns)."""
+    return cast(str, PlacedOrderFactory(**overrides))
 
 
 # The projections that read an OrderPlaced, so park its case when it cannot be read.

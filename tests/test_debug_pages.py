@@ -16,7 +16,7 @@ from orders.models import Order
 from payments.commands import Outcome, payment_give_up
 from payments.errors import GiveUpRefused, Refusal
 from payments.gateway import InProcessGateway
-from tests.factories import PlacedOrderFactory
+from tests.factories import order_placed
 from todolists.lists import TodoList, registry
 from todolists.models import TodoItem
 from todolists.ui.status import todo_lists_status
@@ -108,7 +108,7 @@ def count_queries(client, url: str) -> int:
     "page", ["dashboard", "list page", "item page", "process map"], ids=lambda p: p.replace(" ", "_")
 )
 def test_the_debug_pages_run_a_constant_number_of_queries(admin_client, no_nudge, page):
-    PlacedOrderFactory()
+    order_placed()
     call_command("process_todos")
     make_items(10)
     item = TodoItem.objects.filter(list_name="payments_to_issue").first()
@@ -249,7 +249,7 @@ def test_park_shows_its_effect_and_a_refusal_says_why_without_a_success_message(
 
 
 def test_cancel_shows_the_order_cancelled_and_a_refusal_points_to_give_up(admin_client, seeded_process):
-    order_id = PlacedOrderFactory()
+    order_id = order_placed()
     projections_catch_up()  # the order shows in the admin; nobody has worked the lists yet
     html = post_action(admin_client, "admin:orders_order_changelist", "cancel", [order_id])
     assert f"Order {order_id} is now cancelled." in html
@@ -262,7 +262,7 @@ def park_for_give_up(settings, *, charge_first: bool) -> str:
     """A parked payment. With `charge_first` the gateway took the money but the outcome was never
     recorded (the worker died after the charge): the case give-up must not forget."""
     settings.TODO_MAX_ATTEMPTS = 1
-    order_id = PlacedOrderFactory()
+    order_id = order_placed()
     if charge_first:
         from payments.commands import payment_idempotency_key
 
@@ -302,7 +302,7 @@ def test_give_up_after_a_charge_records_the_success_and_the_order_is_confirmed(n
 
 
 def test_give_up_refuses_an_item_that_is_not_parked_and_a_busy_gateway(no_nudge, settings):
-    order_id = PlacedOrderFactory()
+    order_id = order_placed()
     call_command("process_todos")
     with pytest.raises(GiveUpRefused) as refused:
         payment_give_up(order_id=order_id, actor="ops", gateway=InProcessGateway())

@@ -214,7 +214,7 @@ def crawl_from(client, start_pages: list[str]) -> dict[str, int]:
 
 def debug_pages(ids: dict) -> list[str]:
     parked = item_of(ids["parked"])
-    opened = Event.objects.filter(correlation_id=ids["parked"]).order_by("position").first()
+    opened = Event.objects.filter(correlation_id=ids["parked"]).order_by("position")[0]
     pages = [
         reverse("admin:index"),
         reverse("admin:process_map"),

@@ -4,13 +4,13 @@ import decimal
 
 import pytest
 
-from payments.gateway import InProcessGateway, PaymentDeclined
+from payments.gateway import Charge, InProcessGateway, PaymentDeclined
 from payments.models import InProcessCharge
 
 pytestmark = pytest.mark.django_db
 
 
-def charge(key: str, method: str) -> str:
+def charge(key: str, method: str) -> Charge:
     return InProcessGateway().charge(
         idempotency_key=key,
         order_id=key,

@@ -109,7 +109,7 @@ def parked_process(no_nudge) -> dict:
 
 def pages_of(ids: dict) -> dict[str, str]:
     order = ids.get("parked") or ids["confirmed"]
-    item = TodoItem.objects.filter(list_name="payments_to_issue", key=order).first()
+    item = TodoItem.objects.get(list_name="payments_to_issue", key=order)
     event = ids.get("poison") or Event.objects.filter(correlation_id=order).order_by("position")[0].pk
     return {
         "dashboard": reverse("admin:index"),
