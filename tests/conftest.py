@@ -330,6 +330,25 @@ def append_held_open(run_in_thread, wait_until):
     return hold
 
 
+@pytest.fixture
+def projection_broken_for(monkeypatch):
+    """`projection_broken_for("payments", case, event_type=None)`: that projection's handler fails on
+    the events of one business case (of one type, if given), as a bug would; the rest apply."""
+
+    def install(name: str, case: str, *, event_type: str | None = None) -> None:
+        projection = registry.get(name)
+        assert projection is not None, f"no projection {name}"
+
+        def broken(batch: Batch) -> None:
+            if any(e.correlation_id == case and event_type in (None, e.type) for e in batch.events):
+                raise RuntimeError(f"bug in the {name} read model")
+            projection.apply(batch)
+
+        monkeypatch.setitem(registry._items, name, dataclasses.replace(projection, apply=broken))
+
+    return install
+
+
 def pytest_report_header(config):
     return f"database: {connection.vendor} {connection.settings_dict['NAME']}"
 
@@ -718,22 +737,10 @@ def poison_event(seeded_process):
     that bypassed the append checks (written by SQL, or by an older release), and one good order
     after it: with no case to park, the orders, payments and payments_to_issue projections halt on
     it, and the good order is hidden behind them."""
-    import uuid
-
-    from django.utils import timezone
-
     from eventstore.projections import projections_catch_up
-    from tests.factories import PlacedOrderFactory
+    from tests.factories import PlacedOrderFactory, poison_order_placed
 
-    order_id = str(uuid.uuid4())
-    poison = Event.objects.create(
-        stream_id=f"order-{order_id}",
-        stream_version=1,
-        type="OrderPlaced",
-        data={"order_id": order_id, "customer": "ada", "currency": "EUR", "payment_method": "pm_card_visa"},
-        correlation_id="",
-        recorded_at=timezone.now(),
-    )
+    poison = poison_order_placed(with_case=False)
     seeded_process["hidden"] = PlacedOrderFactory()
     projections_catch_up()
     seeded_process["poison"] = poison.position

@@ -1,7 +1,6 @@
 """The event contract: nothing malformed gets in, what is in can be passed over by an operator's
 recorded skip, names are checked, and every append that opens a list nudges the cluster."""
 
-import dataclasses
 import decimal
 import json
 import uuid
@@ -112,16 +111,11 @@ def test_a_poison_event_parks_its_order_is_never_charged_and_a_recorded_skip_res
     assert not any(s.halted or s.parked for s in projection_status())
 
 
-def test_a_list_leaves_alone_a_business_case_another_projection_has_parked(place_orders, monkeypatch):
+def test_a_list_leaves_alone_a_business_case_another_projection_has_parked(
+    place_orders, projection_broken_for
+):
     [stuck, fine], _ = place_orders(visa=2, declined=0)
-    projection = registry.get("payments")
-
-    def broken(batch):
-        if any(e.correlation_id == stuck for e in batch.events):
-            raise RuntimeError("bug in the payments read model")
-        projection.apply(batch)
-
-    monkeypatch.setitem(registry._items, "payments", dataclasses.replace(projection, apply=broken))
+    projection_broken_for("payments", stuck)
     call_command("process_todos")
     assert Order.objects.get(order_id=fine).status == "confirmed"
     assert not Event.objects.filter(correlation_id=stuck, type="PaymentStarted").exists()

@@ -4,14 +4,11 @@ and order pages saying the case is parked."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from eventstore.models import Event, ParkedEvent
-from eventstore.projections import registry
 from orders.commands import order_place
 from tests.factories import PARKS_ON_ORDER_PLACED, poison_order_placed
 from todolists.ui.status import todo_lists_status
@@ -73,18 +70,12 @@ def test_a_parked_case_is_one_attention_finding_read_by_health_status_and_metric
 
 
 def test_cases_parked_in_the_same_projections_are_one_finding_and_another_set_is_another(
-    no_nudge, monkeypatch
+    no_nudge, projection_broken_for
 ):
     first, second = poison_order_placed(), poison_order_placed()
     order_id = order_place(amount="10.00", currency="EUR")
-    projection = registry.get("payments")
-
-    def broken(batch):  # a bug in one projection parks a third case there alone
-        if any(e.correlation_id == order_id and e.type == "PaymentStarted" for e in batch.events):
-            raise RuntimeError("bug in the payments read model")
-        projection.apply(batch)
-
-    monkeypatch.setitem(registry._items, "payments", dataclasses.replace(projection, apply=broken))
+    # A bug in one projection parks a third case there alone.
+    projection_broken_for("payments", order_id, event_type="PaymentStarted")
     call_command("process_todos")
     verdict = process_verdict()
     by_cause = {f.cause: f for f in verdict.findings if "parked in" in f.cause}
@@ -143,16 +134,11 @@ def test_a_skip_needs_a_superuser_and_a_retry_the_operate_permission(client, dja
     assert not Event.objects.filter(type="ParkedEventSkipped").exists()
 
 
-def test_the_event_page_and_the_orders_page_say_the_case_is_parked(admin_client, no_nudge, monkeypatch):
+def test_the_event_page_and_the_orders_page_say_the_case_is_parked(
+    admin_client, no_nudge, projection_broken_for
+):
     order_id = order_place(amount="10.00", currency="EUR")
-    projection = registry.get("payments")
-
-    def broken(batch):
-        if any(e.correlation_id == order_id and e.type == "PaymentStarted" for e in batch.events):
-            raise RuntimeError("bug in the payments read model")
-        projection.apply(batch)
-
-    monkeypatch.setitem(registry._items, "payments", dataclasses.replace(projection, apply=broken))
+    projection_broken_for("payments", order_id, event_type="PaymentStarted")
     call_command("process_todos")
     row = ParkedEvent.objects.filter(projection="payments").exclude(error="").get()
     event_page = admin_client.get(
@@ -166,19 +152,12 @@ def test_the_event_page_and_the_orders_page_say_the_case_is_parked(admin_client,
 
 
 def test_an_item_of_a_case_parked_elsewhere_waits_unworked_and_does_not_make_its_list_stuck(
-    no_nudge, monkeypatch
+    no_nudge, projection_broken_for
 ):
     from payments.models import InProcessCharge
 
     order_id = order_place(amount="10.00", currency="EUR")
-    projection = registry.get("orders")
-
-    def broken(batch):
-        if any(e.correlation_id == order_id for e in batch.events):
-            raise RuntimeError("bug in the orders read model")
-        projection.apply(batch)
-
-    monkeypatch.setitem(registry._items, "orders", dataclasses.replace(projection, apply=broken))
+    projection_broken_for("orders", order_id)
     call_command("process_todos")
     assert ParkedEvent.objects.filter(projection="orders", correlation_id=order_id).exists()
     assert not InProcessCharge.objects.filter(order_id=order_id).exists()  # its payment item is never worked

@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from eventstore.models import Event
-from tests.factories import PlacedOrderFactory
+from tests.factories import PlacedOrderFactory, poison_order_placed
 from todolists.models import TodoItem
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -88,20 +88,8 @@ def ok_process(no_nudge) -> dict:
 def parked_process(no_nudge) -> dict:
     """The ok process, then an OrderPlaced without its amount (written past the append's checks) of
     its own business case, parked, and one more order decided after it."""
-    import uuid
-
-    from django.utils import timezone
-
     ids = ok_process(no_nudge)
-    order_id = str(uuid.uuid4())
-    poison = Event.objects.create(
-        stream_id=f"order-{order_id}",
-        stream_version=1,
-        type="OrderPlaced",
-        data={"order_id": order_id, "customer": "ada", "currency": "EUR", "payment_method": "pm_card_visa"},
-        correlation_id=order_id,
-        recorded_at=timezone.now(),
-    )
+    poison = poison_order_placed()
     ids["confirmed"], ids["poison"] = PlacedOrderFactory(), poison.pk
     call_command("process_todos")
     return ids

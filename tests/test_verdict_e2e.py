@@ -14,7 +14,6 @@ import io
 import json
 import signal
 import time
-import uuid
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -24,7 +23,7 @@ from django.utils import timezone
 from eventstore.models import Event
 from eventstore.projections import projection_status
 from orders.models import Order
-from tests.factories import PlacedOrderFactory
+from tests.factories import PlacedOrderFactory, poison_order_placed
 from todolists.models import TodoItem
 from todolists.pause import todo_list_pause, todo_list_resume
 from todolists.ui.error_groups import todo_error_group_act
@@ -208,15 +207,8 @@ def test_a_poison_event_parks_only_its_order_while_the_cluster_decides_the_other
     from payments.models import InProcessCharge
 
     start_qcluster(**CLUSTER)
-    order_id = str(uuid.uuid4())
-    poison = Event.objects.create(  # bypassed the append checks (written by SQL, or an older release)
-        stream_id=f"order-{order_id}",
-        stream_version=1,
-        type="OrderPlaced",
-        data={"order_id": order_id, "customer": "ada", "currency": "EUR", "payment_method": "pm_card_visa"},
-        correlation_id=order_id,
-        recorded_at=timezone.now(),
-    )
+    poison = poison_order_placed()  # bypassed the append checks (written by SQL, or an older release)
+    order_id = poison.correlation_id
     placed_at = time.monotonic()
     after = [PlacedOrderFactory() for _ in range(3)]
     wait_until(lambda: all_decided(after), timeout=120, message="the orders after the poison decided")
