@@ -330,24 +330,29 @@ def clear_error(checkpoint: ProjectionCheckpoint) -> None:
 
 def parked_alike(*, name: str, upto: int, parked: set[str]) -> Alike:
     """The cases projection `name` parked on their first failure, by (event type, exception
-    class), for the types none of whose events it has applied since the first of them (up to the
+    class), counting only those parked after the last event of their type it applied (up to the
     checkpoint at `upto`): a handler bug that hits each event of a type as it comes, one per
-    catch-up, is told from bad data as within one batch. Read only when a batch has failures."""
-    rows = ParkedEvent.objects.filter(projection=name).exclude(error="")
-    alike: Alike = collections.defaultdict(set)
-    first: dict[tuple[str, str], int] = {}
-    for type_name, error, case, position in rows.values_list("type", "error", "correlation_id", "position"):
-        key = (type_name, error.split(":", 1)[0])
-        alike[key].add(case)
-        first[key] = min(first.get(key, position), position)
-    applied_since = {
-        key
-        for key in alike
-        if Event.objects.filter(type=key[0], position__gt=first[key], position__lte=upto)
+    catch-up, is told from bad data as within one batch, and an old parking for bad data before a
+    good event does not count. Read only when a batch has failures."""
+    rows = list(
+        ParkedEvent.objects.filter(projection=name)
+        .exclude(error="")
+        .values_list("type", "error", "correlation_id", "position")
+    )
+    last_applied = {
+        type_name: Event.objects.filter(type=type_name, position__lte=upto)
         .exclude(correlation_id__in=parked)
-        .exists()
+        .order_by("-position")
+        .values_list("position", flat=True)
+        .first()
+        or 0
+        for type_name in {r[0] for r in rows}
     }
-    return {key: cases for key, cases in alike.items() if key not in applied_since}
+    alike: Alike = collections.defaultdict(set)
+    for type_name, error, case, position in rows:
+        if position > last_applied[type_name]:
+            alike[(type_name, error.split(":", 1)[0])].add(case)
+    return alike
 
 
 def projection_catch_up(
@@ -366,7 +371,7 @@ def projection_catch_up(
                 parked_cases = set(checkpoint.parked)
                 step = apply_batch(
                     projection, key, batch_size, set(checkpoint.skipped), parked=parked_cases,
-                    earlier=functools.partial(parked_alike, name=name, upto=key.position, parked=parked_cases),
+                    earlier=functools.cache(functools.partial(parked_alike, name=name, upto=key.position, parked=parked_cases)),
                 )  # fmt: skip
             except ProjectionHalted as halt:
                 _record_halt(checkpoint, halt)

@@ -98,9 +98,15 @@ def _parking(correlation_id: str) -> list[ProjectionCheckpoint]:
     names = sorted(
         set(ParkedEvent.objects.filter(correlation_id=correlation_id).values_list("projection", flat=True))
     )
-    if not names:
+    locked = [checkpoint_locked(name) for name in names]
+    # A retry or skip that held a lock meanwhile may have resolved the case somewhere: read again.
+    still = set(
+        ParkedEvent.objects.filter(correlation_id=correlation_id).values_list("projection", flat=True)
+    )
+    locked = [checkpoint for checkpoint in locked if checkpoint.name in still]
+    if not locked:
         raise ParkedCaseRefused(f"business case {correlation_id} is not parked")
-    return [checkpoint_locked(name) for name in names]
+    return locked
 
 
 def _case_resume(checkpoint: ProjectionCheckpoint, correlation_id: str) -> CaseOutcome:
@@ -135,9 +141,14 @@ def parked_case_retry(*, correlation_id: str, actor: str) -> list[CaseOutcome]:
     return outcomes
 
 
-def parked_case_skip(*, correlation_id: str, reason: str, actor: str) -> list[CaseOutcome]:
+def parked_case_skip(
+    *, correlation_id: str, reason: str, actor: str, position: int | None = None
+) -> list[CaseOutcome]:
     """Record one ParkedEventSkipped for the case's first parked event (the projections that parked
-    it named in it), then apply the events queued behind it as a retry does."""
+    it named in it), then apply the events queued behind it as a retry does.
+
+    `position` is the event the operator looked at: if the case is parked on another one by now
+    (a second click, another operator, a cached page), nothing is skipped."""
     reason = reason.strip()
     if not reason:
         raise ParkedCaseRefused("a reason is required: it stays in the log beside the skip")
@@ -149,6 +160,12 @@ def parked_case_skip(*, correlation_id: str, reason: str, actor: str) -> list[Ca
             .values_list("position", flat=True)[0]
             for cp in checkpoints
         }
+        if position is not None and set(heads.values()) != {position}:
+            now = ", ".join(f"#{p}" for p in sorted(set(heads.values())))
+            raise ParkedCaseRefused(
+                f"business case {correlation_id} is parked on event {now} now, not #{position}: "
+                "nothing was skipped; look at it again"
+            )
         by_position: dict[int, list[str]] = collections.defaultdict(list)
         for name, position in heads.items():
             by_position[position].append(name)

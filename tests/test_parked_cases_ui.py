@@ -100,10 +100,12 @@ def test_the_dashboard_lists_the_case_and_skips_it_with_a_reason(admin_client, p
     assert reverse("admin:eventstore_event_change", args=[poison.position]) in html
     assert "orders<br>payments<br>todo:payments_to_issue" in html and "1 PARKED" in html
 
-    refused = admin_client.post(
-        reverse("admin:parked_case_skip"), {"case": poison.correlation_id}, follow=True
-    )
+    shown = {"case": poison.correlation_id, "position": poison.position}
+    refused = admin_client.post(reverse("admin:parked_case_skip"), shown, follow=True)
     assert "Refused: a reason is required" in refused.content.decode()
+    stale = {**shown, "position": poison.position + 1, "reason": "r"}  # a page showing another event
+    refused = admin_client.post(reverse("admin:parked_case_skip"), stale, follow=True).content.decode()
+    assert f"is parked on event #{poison.position} now, not #{poison.position + 1}" in refused
     retried = admin_client.post(
         reverse("admin:parked_case_retry"), {"case": poison.correlation_id}, follow=True
     )
@@ -111,7 +113,7 @@ def test_the_dashboard_lists_the_case_and_skips_it_with_a_reason(admin_client, p
 
     done = admin_client.post(
         reverse("admin:parked_case_skip"),
-        {"case": poison.correlation_id, "reason": "bad import"},
+        {**shown, "reason": "bad import"},
         follow=True,
     ).content.decode()
     assert f"Case {poison.correlation_id} skipped its parked event in orders" in done
@@ -126,7 +128,10 @@ def test_a_skip_needs_a_superuser_and_a_retry_the_operate_permission(client, dja
     client.force_login(staff)
     for url, data in [
         (reverse("admin:parked_case_retry"), {"case": poison.correlation_id}),
-        (reverse("admin:parked_case_skip"), {"case": poison.correlation_id, "reason": "r"}),
+        (
+            reverse("admin:parked_case_skip"),
+            {"case": poison.correlation_id, "position": poison.position, "reason": "r"},
+        ),
     ]:
         page = client.post(url, data, follow=True).content.decode()
         assert "Refused:" in page

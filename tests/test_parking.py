@@ -118,6 +118,37 @@ def test_a_skip_passes_the_cases_first_event_applies_those_queued_and_replays_re
     assert sorted(applied()) == live and not ParkedEvent.objects.exists()
 
 
+def test_a_second_skip_of_the_event_shown_never_passes_the_next_one(applied_projection):
+    """A double click, a second operator, a cached page: the skip names the event the operator saw."""
+    first, second = thing("b", 2, poison=True), thing("b", 3, poison=True)
+    projection_catch_up(name="test_applied")
+    [outcome] = parked_case_skip(correlation_id="b", reason="bad import", actor="ops", position=first)
+    assert outcome.still_parked  # the event queued behind it fails too: parked on it now
+    with pytest.raises(ParkedCaseRefused, match=f"parked on event #{second} now, not #{first}"):
+        parked_case_skip(correlation_id="b", reason="bad import", actor="ops", position=first)
+    assert [p for p, _, _ in parked_rows()] == [second]
+    assert Event.objects.filter(type="ParkedEventSkipped").count() == 1
+
+
+def test_a_skip_that_waited_for_a_retry_which_resolved_the_case_is_refused_not_a_crash(
+    applied_projection, monkeypatch
+):
+    from eventstore import parked_cases
+
+    bad = thing("b", 2, poison=True)
+    projection_catch_up(name="test_applied")
+    real_lock = parked_cases.checkpoint_locked
+
+    def lock_after_a_retry_committed(name):
+        ParkedEvent.objects.filter(correlation_id="b").delete()  # what the retry holding the lock did
+        return real_lock(name)
+
+    monkeypatch.setattr(parked_cases, "checkpoint_locked", lock_after_a_retry_committed)
+    with pytest.raises(ParkedCaseRefused, match="is not parked"):
+        parked_case_skip(correlation_id="b", reason="bad import", actor="ops", position=bad)
+    assert not Event.objects.filter(type="ParkedEventSkipped").exists()
+
+
 def test_a_replay_of_the_same_log_parks_the_same_cases(applied_projection):
     thing("a", 1)
     bad = thing("b", 2, poison=True)
@@ -162,6 +193,18 @@ def test_a_handler_bug_met_one_event_per_catch_up_halts_at_the_third_case_not_th
     [status] = projection_status(name="test_applied")
     assert status.halted and status.error_position == bad[-1]
     assert applied() == [good] and [p for p, _, _ in parked_rows()] == bad[:-1]
+
+
+def test_an_old_parking_for_bad_data_does_not_hide_a_later_handler_bug(applied_projection):
+    old = thing("old", 1, poison=True)  # bad data, long ago; the type applied fine after it
+    thing("fine", 2)
+    projection_catch_up(name="test_applied")
+    bad = []
+    for i in range(CODE_LIKE_CASES):
+        bad.append(thing(f"case-{i}", 10 + i, poison=True))
+        result = projection_catch_up(name="test_applied")
+    assert result.error and projection_status(name="test_applied")[0].error_position == bad[-1]
+    assert [p for p, _, _ in parked_rows()] == [old, *bad[:-1]]
 
 
 def test_cases_parked_alike_one_per_catch_up_beside_an_applied_event_of_their_type_stay_data(

@@ -45,9 +45,15 @@ def parked_case_skip_view(request: HttpRequest) -> None:
             request, "only a superuser may skip an event (as only a shell may run parked_case_skip)."
         )
     case = request.POST.get("case", "")
+    shown = request.POST.get("position", "")
+    if not shown.isdigit():
+        return _refuse(request, f"skip of case {case}: the form names no event position; reload the page")
     try:
         outcomes = parked_case_skip(
-            correlation_id=case, reason=request.POST.get("reason", ""), actor=request.user.get_username()
+            correlation_id=case,
+            reason=request.POST.get("reason", ""),
+            actor=request.user.get_username(),
+            position=int(shown),
         )
     except ParkedCaseRefused as exc:
         return _refuse(request, str(exc))

@@ -599,7 +599,7 @@ def _parked_findings(parked: list[ParkedCase]) -> list[Finding]:
                 f"event #{first.position} ({first.type}): {first.error[:160]} — fix the handler and retry, "
                 "or skip, from the dashboard's parked cases "
                 f"(`manage.py parked_case_retry {first.correlation_id}`, "
-                f"`manage.py parked_case_skip {first.correlation_id} --reason ...`)",
+                f"`manage.py parked_case_skip {first.correlation_id} --position {first.position} --reason ...`)",
                 also=tuple(subjects[1:]),
             )
         )

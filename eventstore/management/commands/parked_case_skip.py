@@ -20,12 +20,20 @@ class Command(MigratedCommand):
         )
         parser.add_argument("--reason", required=True, help="Why it is safe to pass it; kept in the log.")
         parser.add_argument(
+            "--position",
+            type=int,
+            help="The parked event you looked at (`parked_cases`): nothing is skipped if the case is "
+            "parked on another one by now.",
+        )
+        parser.add_argument(
             "--actor", default="manage.py parked_case_skip", help="Who decided (kept in the log)."
         )
 
-    def handle(self, *args: Any, case: str, reason: str, actor: str, **options: Any) -> None:
+    def handle(
+        self, *args: Any, case: str, reason: str, actor: str, position: int | None, **options: Any
+    ) -> None:
         try:
-            outcomes = parked_case_skip(correlation_id=case, reason=reason, actor=actor)
+            outcomes = parked_case_skip(correlation_id=case, reason=reason, actor=actor, position=position)
         except ParkedCaseRefused as exc:
             raise CommandError(str(exc)) from None
         parked_outcomes_write(
