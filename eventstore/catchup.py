@@ -46,7 +46,8 @@ from eventstore.record import LogKey, RecordedEvent
 from eventstore.store import log_read, log_scan
 
 CODE_LIKE_CASES = 3
-"""Distinct cases failing alike (same type, same exception class) in one batch that halt the projection."""
+"""Distinct cases failing alike (same type, same exception class), with no event of their type
+applied meanwhile, that halt the projection: in one batch, or parked by earlier catch-ups."""
 
 
 @dataclasses.dataclass(frozen=True)

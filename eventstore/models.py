@@ -94,7 +94,7 @@ class ProjectionCheckpoint(models.Model):
 class ParkedEvent(models.Model):
     """An event one projection has not applied because its business case is parked: the case's
     first failing event (its `error` set) or one queued behind it (`error` empty), in log order.
-    Projection state, not the log: a retry or a skip removes the rows (eventstore/parking.py)."""
+    Projection state, not the log: a retry or a skip removes the rows (eventstore/parked_cases.py)."""
 
     projection = models.CharField(max_length=100)
     position = models.BigIntegerField(help_text="The event's position in the log.")

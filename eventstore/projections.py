@@ -46,7 +46,6 @@ __all__ = [
     "RowHandler",
     "SkipRefused",
     "Table",
-    "halted_correlations",
     "held_correlations",
     "projection_catch_up",
     "projection_replay",
@@ -114,18 +113,6 @@ def projection_status(*, name: str | None = None) -> list[ProjectionStatus]:
             )
         )
     return result
-
-
-def halted_correlations() -> set[str]:
-    """The business cases (correlation ids) of the events projections are halted on: automations
-    leave them alone until the projections move on, so an order whose OrderPlaced cannot be read
-    is never charged. One query."""
-    halted_at = ProjectionCheckpoint.objects.filter(error_position__isnull=False).values("error_position")
-    return set(
-        Event.objects.filter(position__in=halted_at)
-        .exclude(correlation_id="")
-        .values_list("correlation_id", flat=True)
-    )
 
 
 def held_correlations() -> set[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from typing import cast
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, QuerySet
@@ -161,6 +162,10 @@ def events_append(
         raise ValueError("events_append takes one append per stream")
     if check is not None and not all(a.correlation_id for a in appends):
         raise ValueError("a checked append needs its business case (correlation_id)")
+    if check is not None and len({a.correlation_id for a in appends}) != len(appends):
+        raise ValueError(
+            "a checked batch takes one append per business case (each is checked against the facts read before any)"
+        )
     rows = [
         _rows(
             a.stream_id, [a.event], correlation_id=a.correlation_id, causation_id=a.causation_id, actor=actor
@@ -188,7 +193,7 @@ def events_append(
     recorded = [r for r in results if isinstance(r, RecordedEvent)]
     if recorded:
         _run_hooks(recorded)
-    return [r for r in results if r is not None]
+    return cast(list[AppendResult], results)  # every item is decided by now
 
 
 def _refusals(db: Backend, appends: Sequence[Append], check: CaseCheck) -> dict[int, Exception]:

@@ -195,10 +195,16 @@ def test_a_batch_append_writes_every_item_but_the_one_whose_stream_moved():
     assert Event.objects.count() == 3
 
 
-def test_a_batch_append_takes_one_event_per_stream():
+def test_a_batch_append_takes_one_event_per_stream_and_a_checked_one_one_per_case():
     twice = [Append(stream_id="s-1", event=ThingHappened(n=n), expected_version=0) for n in (1, 2)]
     with pytest.raises(ValueError, match="one append per stream"):
         events_append(appends=twice)
+    same_case = [
+        Append(stream_id=f"s-{n}", event=ThingHappened(n=n), expected_version=0, correlation_id="case-1")
+        for n in (1, 2)
+    ]
+    with pytest.raises(ValueError, match="one append per business case"):
+        events_append(appends=same_case, check=CaseCheck(types=[], refuse=lambda append, facts: None))
     assert not Event.objects.exists()
 
 

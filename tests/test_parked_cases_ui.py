@@ -168,3 +168,11 @@ def test_an_item_of_a_case_parked_elsewhere_waits_unworked_and_does_not_make_its
     assert not InProcessCharge.objects.filter(order_id=order_id).exists()  # its payment item is never worked
     [pay] = [s for s in todo_lists_status() if s.name == "payments_to_issue"]
     assert pay.due == 1 and pay.oldest_due_age_seconds is None  # it waits for the operator, not a worker
+
+
+def test_a_list_page_says_its_projection_parked_cases_whose_items_it_cannot_show(admin_client, parked):
+    page = admin_client.get(
+        reverse("admin:todolists_todoitem_changelist"), {"list_name": "payments_to_issue"}
+    ).content.decode()
+    assert "The todo:payments_to_issue projection has parked 1 business case" in page
+    assert reverse("admin:index") + "#parked-cases" in page

@@ -5,7 +5,6 @@ number of queries. End to end on a real cluster: tests/test_verdict_e2e.py."""
 from __future__ import annotations
 
 import datetime
-import uuid
 
 import django_q.brokers
 import pytest
@@ -18,7 +17,7 @@ from django.utils import timezone
 from eventstore.models import Event
 from eventstore.projections import projection_status, projections_catch_up
 from tests.conftest import process_snapshot
-from tests.factories import PlacedOrderFactory
+from tests.factories import PlacedOrderFactory, poison_order_placed
 from todolists.heartbeat import worker_heartbeat_beat
 from todolists.models import TodoItem, TodoListPause, WorkerHeartbeat
 from todolists.pause import PauseRefused, todo_list_pause, todo_list_resume
@@ -38,20 +37,6 @@ def gateway_down(no_nudge, settings):
 @pytest.fixture
 def live_worker():
     worker_heartbeat_beat(worker="host-a:101", started_at=timezone.now())
-
-
-def poison_order_placed() -> Event:
-    """An OrderPlaced without its amount and without a business case (correlation id): with no case
-    to park, every projection reading it halts (a parked case: tests/test_parked_cases_ui.py)."""
-    order_id = str(uuid.uuid4())
-    return Event.objects.create(
-        stream_id=f"order-{order_id}",
-        stream_version=1,
-        type="OrderPlaced",
-        data={"order_id": order_id, "customer": "ada", "currency": "EUR", "payment_method": "pm_card_visa"},
-        correlation_id="",
-        recorded_at=timezone.now(),
-    )
 
 
 def test_error_kind_keeps_the_name_and_the_status_not_the_details():
@@ -266,7 +251,7 @@ def healthy_process(no_nudge, live_worker):
 
 
 def test_one_skip_passes_every_projection_halted_on_the_event(admin_client, no_nudge, live_worker):
-    poison = poison_order_placed()
+    poison = poison_order_placed(with_case=False)  # no case to park: every projection reading it halts
     PlacedOrderFactory()
     with pytest.raises(CommandError):
         call_command("process_todos")
@@ -285,7 +270,7 @@ def test_one_skip_passes_every_projection_halted_on_the_event(admin_client, no_n
 
 
 def test_projection_skip_without_a_name_skips_for_every_halted_projection(no_nudge, capsys):
-    poison = poison_order_placed()
+    poison = poison_order_placed(with_case=False)  # no case to park: every projection reading it halts
     with pytest.raises(CommandError, match="no projection is halted at event #"):
         call_command("projection_skip", "--position", str(poison.position), "--reason", "early")
     with pytest.raises(CommandError):

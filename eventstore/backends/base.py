@@ -32,8 +32,6 @@ class Backend(Protocol):
     """True: the database has roles, so the log can be protected by the application role's rights."""
     distinct_from: str
     """The null-safe "differs" operator (a shadow compared with the live rows)."""
-    percentiles: bool
-    """True: the database computes percentiles (percentile_cont); else the caller does."""
 
     @staticmethod
     def serves(connection: BaseDatabaseWrapper) -> bool: ...

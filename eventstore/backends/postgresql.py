@@ -68,7 +68,6 @@ class PostgreSQLBackend:
     concurrent_writers = True
     has_roles = True
     distinct_from = "IS DISTINCT FROM"
-    percentiles = True
 
     # The read bound: the lowest transaction id of THIS database still running, or the snapshot's
     # xmax when none runs; every transaction below it has finished. A transaction of another

@@ -25,7 +25,6 @@ class SQLiteBackend:
     concurrent_writers = False
     has_roles = False
     distinct_from = "IS NOT"
-    percentiles = False
 
     @staticmethod
     def serves(connection: BaseDatabaseWrapper) -> bool:

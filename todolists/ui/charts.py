@@ -189,7 +189,8 @@ def window_of(asked: str | None) -> str:
 def todo_list_charts(*, list_name: str, window: str) -> list[ListCharts]:
     """One list's charts for its own page: the lists' present numbers and that list's rollup
     (a fixed number of queries)."""
-    return list_charts(window=window, lists=todo_lists_status(), list_names=[list_name])
+    # The charts read the items' counts only: no projection status (the page reads it once, for its notices).
+    return list_charts(window=window, lists=todo_lists_status(projections=[]), list_names=[list_name])
 
 
 def _list_series(s: ListStatus, counts: Counts, n: int, per_minute: float, *, window: str) -> list[Chart]:

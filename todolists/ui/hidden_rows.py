@@ -14,6 +14,12 @@ def hidden_rows_notice(status: ProjectionStatus, *, rows: str) -> str:
             f"The {status.name} projection is halted at event #{status.error_position} "
             f"({status.error_type}): {rows} after it are not shown here until it moves on."
         )
+    if status.parked:
+        return (
+            f"The {status.name} projection has parked {status.parked} business case"
+            f"{'s' if status.parked != 1 else ''}: the {rows} for them are not shown here until an "
+            "operator retries or skips them (the dashboard's parked cases)."
+        )
     if status.lag:
         return (
             f"The {status.name} projection is {status.lag} event{'s' if status.lag != 1 else ''} behind "
