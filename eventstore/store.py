@@ -157,15 +157,7 @@ def events_append(
     """
     if not appends:
         return []
-    streams = [a.stream_id for a in appends]
-    if len(set(streams)) != len(streams):
-        raise ValueError("events_append takes one append per stream")
-    if check is not None and not all(a.correlation_id for a in appends):
-        raise ValueError("a checked append needs its business case (correlation_id)")
-    if check is not None and len({a.correlation_id for a in appends}) != len(appends):
-        raise ValueError(
-            "a checked batch takes one append per business case (each is checked against the facts read before any)"
-        )
+    _check_batch(appends, checked=check is not None)
     rows = [
         _rows(
             a.stream_id, [a.event], correlation_id=a.correlation_id, causation_id=a.causation_id, actor=actor
@@ -194,6 +186,16 @@ def events_append(
     if recorded:
         _run_hooks(recorded)
     return cast(list[AppendResult], results)  # every item is decided by now
+
+
+def _check_batch(appends: Sequence[Append], *, checked: bool) -> None:
+    if len({a.stream_id for a in appends}) != len(appends):
+        raise ValueError("events_append takes one append per stream")
+    if checked and not all(a.correlation_id for a in appends):
+        raise ValueError("a checked append needs its business case (correlation_id)")
+    if checked and len({a.correlation_id for a in appends}) != len(appends):
+        # Each is checked against the facts read before any of them is written.
+        raise ValueError("a checked batch takes one append per business case")
 
 
 def _refusals(db: Backend, appends: Sequence[Append], check: CaseCheck) -> dict[int, Exception]:

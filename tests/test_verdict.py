@@ -257,6 +257,11 @@ def test_one_skip_passes_every_projection_halted_on_the_event(admin_client, no_n
         call_command("process_todos")
     halted = sorted(p.name for p in projection_status() if p.halted)
     assert halted == ["orders", "payments", "todo:payments_to_issue"]
+    # One bad event, one thing to fix: said once, counting for each projection halted on it.
+    verdict = process_verdict()
+    [finding] = [f for f in verdict.findings if f"event #{poison.position}" in f.sentence()]
+    assert finding.cause.startswith("projections orders, payments and todo:payments_to_issue are halted at")
+    assert all(verdict.level_of(f"projection:{name}") == Level.FAILING for name in halted)
     page = admin_client.get(reverse("admin:index")).content.decode()
     assert page.count("Skip this event") == 3
     refused = admin_client.post(reverse("admin:event_skip"), {"position": poison.position}, follow=True)

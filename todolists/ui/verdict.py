@@ -19,7 +19,7 @@ import dataclasses
 import datetime
 import enum
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.db.models import BooleanField, Count, ExpressionWrapper, Min, OuterRef, Subquery
@@ -360,6 +360,7 @@ def process_verdict() -> Verdict:
     findings = _worker_findings(now, lists, oldest_unread, workers, pauses)
     for p in projections:
         findings += _projection_findings(now, p, oldest_unread.get(p.name), workers)
+    findings += _halted_findings([p for p in projections if p.halted], oldest_unread)
     findings += _parked_findings(parked)  # each about every projection its cases are parked in
     for s in lists:
         findings += _list_findings(
@@ -461,17 +462,7 @@ def _projection_findings(
 ) -> list[Finding]:
     subject = f"projection:{p.name}"
     if p.halted:
-        return [
-            Finding(
-                Level.FAILING,
-                subject,
-                f"projection {p.name} is halted at event #{p.error_position} ({p.error_type}: "
-                f"{p.error_message[:160]})",
-                oldest_unread,
-                f"fix the handler and deploy, or skip the event from the dashboard "
-                f"(`manage.py projection_skip --position {p.error_position} --reason ...`)",
-            )
-        ]
+        return []  # _halted_findings: one per event, about every projection halted on it
     threshold = conf.not_moving_after_seconds
     if not (p.lag and oldest_unread and (now - oldest_unread).total_seconds() > threshold):
         return []
@@ -600,6 +591,36 @@ def _parked_findings(parked: list[ParkedCase]) -> list[Finding]:
                 "or skip, from the dashboard's parked cases "
                 f"(`manage.py parked_case_retry {first.correlation_id}`, "
                 f"`manage.py parked_case_skip {first.correlation_id} --position {first.position} --reason ...`)",
+                also=tuple(subjects[1:]),
+            )
+        )
+    return findings
+
+
+def _halted_findings(
+    halted: list[ProjectionStatus], oldest_unread: Mapping[str, datetime.datetime | None]
+) -> list[Finding]:
+    """One finding per event projections are halted on (one bad event halts every projection that
+    reads it: one thing to fix, said once), about each of them; the error is in the next step, so
+    a list row's cause stays one line."""
+    by_event: dict[int | None, list[ProjectionStatus]] = {}
+    for p in halted:
+        by_event.setdefault(p.error_position, []).append(p)
+    findings = []
+    for position, ps in by_event.items():
+        first, names = ps[0], [p.name for p in ps]
+        since = [t for t in (oldest_unread.get(n) for n in names) if t is not None]
+        subjects = [f"projection:{n}" for n in names]
+        findings.append(
+            Finding(
+                Level.FAILING,
+                subjects[0],
+                f"projection {names[0]} is halted at event #{position} ({first.error_type})"
+                if len(names) == 1
+                else f"projections {_joined(names)} are halted at event #{position} ({first.error_type})",
+                min(since, default=None),
+                f"{first.error_message[:160]} — fix the handler and deploy, or skip the event from the "
+                f"dashboard (`manage.py projection_skip --position {position} --reason ...`)",
                 also=tuple(subjects[1:]),
             )
         )
